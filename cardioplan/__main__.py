@@ -1,0 +1,7 @@
+"""``python -m cardioplan`` runs the command line."""
+
+import sys
+
+from cardioplan.cli import main
+
+sys.exit(main())

@@ -373,8 +373,8 @@ class Case:
         try:
             return sitk.ReadImage(str(path))
         except RuntimeError as exc:
-            raise CaseError(f"{path} is unreadable ({str(exc).splitlines()[-1] if str(exc) else exc}); "
-                            f"recreate it with {how}") from exc
+            detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            raise CaseError(f"{path} is unreadable ({detail}); recreate it with {how}") from exc
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(self.path / CASE_FILE, manifest)
@@ -383,7 +383,7 @@ class Case:
     def _locked(self) -> Iterator[None]:
         lock_path = self.path / _LOCK_FILE
         try:
-            fh = open(lock_path, "a")
+            fh = open(lock_path, "a")  # noqa: SIM115 - closed by the with block below
         except OSError as exc:
             raise OutputError(explain_os_error(exc, lock_path)) from exc
         with fh:

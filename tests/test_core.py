@@ -54,9 +54,9 @@ def test_atomic_write_keeps_old_content_on_failure(tmp_path: Path) -> None:
         raise RuntimeError("crash while writing")
     assert json.loads(target.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["data.json"], "temp file removed"
-    with pytest.raises(OutputError, match="its folder does not exist|permission"):
-        with atomic_open(Path("/proc/cardioplan/x.json")) as fh:
-            fh.write("x")
+    with pytest.raises(OutputError, match="its folder does not exist|permission"), \
+            atomic_open(Path("/proc/cardioplan/x.json")) as fh:
+        fh.write("x")
 
 
 def test_cli_lists_every_command_and_uses_exit_code_2_for_usage(capsys) -> None:

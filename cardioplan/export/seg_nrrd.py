@@ -1,0 +1,257 @@
+"""3D Slicer segmentation files (``.seg.nrrd``) from a label map.
+
+A ``.seg.nrrd`` is an ordinary NRRD image (here: uint8, one layer, LPS) whose header carries one
+group of ``Segment{N}_*`` keys per segment, which 3D Slicer's Segment Editor reads back as named,
+coloured segments with their anatomical terminology::
+
+    Segment0_ID:=left_ventricle
+    Segment0_Name:=Left ventricle
+    Segment0_Color:=0.866667 0.282353 0.282353
+    Segment0_LabelValue:=1
+    Segment0_Layer:=0
+    Segment0_Extent:=31 88 40 97 12 70
+    Segment0_Tags:=TerminologyEntry:Segmentation category and type - 3D Slicer General Anatomy
+        list~SCT^123037004^Anatomical Structure~SCT^87878005^Left ventricle~^^~Anatomic codes -
+        DICOM master list~^^~^^|cardioplan.name:left_ventricle|
+
+Names, colours and SNOMED-CT codes come from the project's one label table
+(:data:`cardioplan.labels.LABELS`), so Slicer shows what the meshes, the desktop viewer and the
+VR legend show.  SimpleITK's NRRD writer stores the keys (``key:=value`` lines); the file is
+written atomically.
+
+Examples
+--------
+>>> from cardioplan.export.seg_nrrd import write_seg_nrrd, read_seg_nrrd_segments
+>>> write_seg_nrrd(labels, case.slicer_labels_path)                      # doctest: +SKIP
+>>> [s["name"] for s in read_seg_nrrd_segments(case.slicer_labels_path)]  # doctest: +SKIP
+['left_ventricle', 'myocardium', 'aorta']
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import SimpleITK as sitk
+
+from cardioplan.errors import InputError, OutputError
+from cardioplan.fileio import atomic_path
+from cardioplan.labels import LABELS, Label, LabelTable
+
+__all__ = ["write_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology", "present_labels"]
+
+log = logging.getLogger(__name__)
+
+_ANATOMY_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
+_REGION_CONTEXT = "Anatomic codes - DICOM master list"
+_CATEGORY_ANATOMY = ("SCT", "123037004", "Anatomical Structure")
+_CATEGORY_SUBSTANCE = ("SCT", "91720002", "Body Substance")
+_SUBSTANCE_CODES = {"87612001"}  # Blood: a body substance rather than an anatomical structure
+
+
+def slicer_terminology(label: Label) -> str:
+    """Slicer's ``TerminologyEntry`` string for ``label`` (category and type as SNOMED-CT codes).
+
+    Examples
+    --------
+    >>> from cardioplan.labels import LABELS
+    >>> slicer_terminology(LABELS["aorta"]).split("~")[2]
+    'SCT^15825003^Aorta'
+    """
+    category = _CATEGORY_SUBSTANCE if label.snomed_code in _SUBSTANCE_CODES else _CATEGORY_ANATOMY
+    return "~".join([
+        _ANATOMY_CONTEXT,
+        "^".join(category),
+        f"SCT^{label.snomed_code}^{label.snomed_meaning}",
+        "^^",
+        _REGION_CONTEXT,
+        "^^",
+        "^^",
+    ])
+
+
+def present_labels(labels: sitk.Image, *, table: LabelTable = LABELS,
+                   structures: Sequence[str] | None = None) -> list[Label]:
+    """Labels of ``table`` that have voxels in ``labels`` (optionally only ``structures``).
+
+    Structures asked for but absent from the map are skipped with a warning; values in the map
+    that the table does not know are skipped with a warning.
+
+    Raises
+    ------
+    InputError
+        A name in ``structures`` is not in the table, or nothing is left to write.
+    """
+    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=256)
+    present_values = {int(v) for v in np.nonzero(counts)[0] if v != 0}
+    known = {lab.value for lab in table}
+    unknown = sorted(present_values - known)
+    if unknown:
+        log.warning("label values %s are not in the label table and were left out", unknown)
+    if structures is None:
+        wanted = [lab for lab in table if lab.value in present_values]
+    else:
+        wanted = []
+        for name in structures:
+            if name not in table:
+                raise InputError(f"unknown structure {name!r}; known structures: "
+                                 f"{', '.join(table.names)}")
+            lab = table[name]
+            if lab.value in present_values:
+                wanted.append(lab)
+            else:
+                log.warning("structure %s has no voxels in the label map; skipped", name)
+    if not wanted:
+        raise InputError("the label map holds none of the requested structures (it is empty or "
+                         "they are all missing); segment the case first with "
+                         "`cardioplan segment CASE`")
+    return wanted
+
+
+def _extent(mask: np.ndarray) -> str:
+    """Inclusive ``imin imax jmin jmax kmin kmax`` of a (z, y, x) boolean mask."""
+    out = []
+    for axis in (2, 1, 0):  # x, y, z == i, j, k
+        other = tuple(a for a in range(3) if a != axis)
+        idx = np.nonzero(mask.any(axis=other))[0]
+        out += [int(idx[0]), int(idx[-1])]
+    return " ".join(str(v) for v in out)
+
+
+def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
+                   table: LabelTable = LABELS,
+                   structures: Sequence[str] | None = None) -> Path:
+    """Write ``labels`` as a 3D Slicer segmentation (``.seg.nrrd``), atomically.
+
+    Parameters
+    ----------
+    labels : SimpleITK.Image
+        3D integer label map (values from ``table``; 0 is background).
+    path : path-like
+        Output file, normally ending in ``.seg.nrrd``.
+    table : LabelTable
+        Names, colours and SNOMED-CT codes of the values.
+    structures : sequence of str, optional
+        Write only these structures (the other voxels become background).  Structures with no
+        voxels are skipped with a warning.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        The image is not a 3D integer label map, or holds none of the requested structures.
+    OutputError
+        The file could not be written (nothing is left behind).
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> lab = sitk.Image(20, 20, 20, sitk.sitkUInt8)
+    >>> lab[5:10, 5:10, 5:10] = 6
+    >>> write_seg_nrrd(lab, tmp_path / "labels.seg.nrrd")  # doctest: +SKIP
+    """
+    _check_label_image(labels)
+    wanted = present_labels(labels, table=table, structures=structures)
+    arr = sitk.GetArrayFromImage(labels)
+    keep = np.zeros(256, dtype=bool)
+    keep[[lab.value for lab in wanted]] = True
+    arr = np.where(keep[arr.astype(np.int64)], arr, 0).astype(np.uint8)
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(labels)
+    for key, value in _header(arr, wanted).items():
+        out.SetMetaData(key, value)
+    target = Path(path)
+    with atomic_path(target, suffix=".nrrd") as tmp:
+        try:
+            sitk.WriteImage(out, str(tmp), useCompression=True)
+        except RuntimeError as exc:
+            raise OutputError(f"could not write {target}: {exc}") from exc
+    log.info("wrote %s (%d segments)", target, len(wanted))
+    return target
+
+
+def _header(arr: np.ndarray, wanted: list[Label]) -> dict[str, str]:
+    header = {
+        "Segmentation_MasterRepresentation": "Binary labelmap",
+        "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
+        "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+    }
+    for i, lab in enumerate(wanted):
+        r, g, b = lab.color_float
+        prefix = f"Segment{i}_"
+        header.update({
+            prefix + "ID": lab.name,
+            prefix + "Name": lab.display_name,
+            prefix + "NameAutoGenerated": "0",
+            prefix + "Color": f"{r:.6f} {g:.6f} {b:.6f}",
+            prefix + "ColorAutoGenerated": "0",
+            prefix + "LabelValue": str(lab.value),
+            prefix + "Layer": "0",
+            prefix + "Extent": _extent(arr == lab.value),
+            prefix + "Tags": (f"TerminologyEntry:{slicer_terminology(lab)}|"
+                              f"cardioplan.name:{lab.name}|"),
+        })
+    return header
+
+
+def _check_label_image(labels: sitk.Image) -> None:
+    if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError("a label map must be a 3D single-component image; got "
+                         f"{labels.GetDimension()}D with "
+                         f"{labels.GetNumberOfComponentsPerPixel()} components")
+    if labels.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16,
+                                   sitk.sitkUInt32, sitk.sitkInt32, sitk.sitkInt64,
+                                   sitk.sitkUInt64):
+        raise InputError(f"a label map must hold integers, got {labels.GetPixelIDTypeAsString()}")
+    arr = sitk.GetArrayViewFromImage(labels)
+    if arr.size and (arr.min() < 0 or arr.max() > 255):
+        raise InputError("label values must be in 0..255 (uint8 label map)")
+
+
+def read_seg_nrrd_segments(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Segments described in a ``.seg.nrrd`` header (as written by Slicer or this module).
+
+    Returns
+    -------
+    list of dict
+        One dict per segment in file order with ``id``, ``name`` (the CardioPlan name when the
+        file carries one, else Slicer's segment name), ``display_name``, ``color`` (8-bit RGB),
+        ``label_value``, ``layer`` and ``terminology``.
+
+    Examples
+    --------
+    >>> read_seg_nrrd_segments("labels.seg.nrrd")[0]["name"]  # doctest: +SKIP
+    'left_ventricle'
+    """
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"{path} is not a readable NRRD file ({exc})") from exc
+    meta = {k: reader.GetMetaData(k) for k in reader.GetMetaDataKeys()}
+    segments = []
+    i = 0
+    while f"Segment{i}_ID" in meta:
+        p = f"Segment{i}_"
+        tags = dict(t.split(":", 1) for t in meta.get(p + "Tags", "").split("|") if ":" in t)
+        color = [float(c) for c in meta.get(p + "Color", "0 0 0").split()]
+        segments.append({
+            "id": meta[p + "ID"],
+            "name": tags.get("cardioplan.name", meta.get(p + "Name", meta[p + "ID"])),
+            "display_name": meta.get(p + "Name", meta[p + "ID"]),
+            "color": tuple(int(round(c * 255)) for c in color),
+            "label_value": int(meta.get(p + "LabelValue", "1")),
+            "layer": int(meta.get(p + "Layer", "0")),
+            "terminology": tags.get("TerminologyEntry", ""),
+        })
+        i += 1
+    return segments

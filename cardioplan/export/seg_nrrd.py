@@ -41,8 +41,9 @@ import SimpleITK as sitk
 from cardioplan.errors import InputError, OutputError
 from cardioplan.fileio import atomic_path
 from cardioplan.labels import LABELS, Label, LabelTable
+from cardioplan.mesh.select import resolve_structures
 
-__all__ = ["write_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology", "present_labels"]
+__all__ = ["write_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology"]
 
 log = logging.getLogger(__name__)
 
@@ -74,44 +75,6 @@ def slicer_terminology(label: Label) -> str:
     ])
 
 
-def present_labels(labels: sitk.Image, *, table: LabelTable = LABELS,
-                   structures: Sequence[str] | None = None) -> list[Label]:
-    """Labels of ``table`` that have voxels in ``labels`` (optionally only ``structures``).
-
-    Structures asked for but absent from the map are skipped with a warning; values in the map
-    that the table does not know are skipped with a warning.
-
-    Raises
-    ------
-    InputError
-        A name in ``structures`` is not in the table, or nothing is left to write.
-    """
-    counts = np.bincount(sitk.GetArrayViewFromImage(labels).ravel(), minlength=256)
-    present_values = {int(v) for v in np.nonzero(counts)[0] if v != 0}
-    known = {lab.value for lab in table}
-    unknown = sorted(present_values - known)
-    if unknown:
-        log.warning("label values %s are not in the label table and were left out", unknown)
-    if structures is None:
-        wanted = [lab for lab in table if lab.value in present_values]
-    else:
-        wanted = []
-        for name in structures:
-            if name not in table:
-                raise InputError(f"unknown structure {name!r}; known structures: "
-                                 f"{', '.join(table.names)}")
-            lab = table[name]
-            if lab.value in present_values:
-                wanted.append(lab)
-            else:
-                log.warning("structure %s has no voxels in the label map; skipped", name)
-    if not wanted:
-        raise InputError("the label map holds none of the requested structures (it is empty or "
-                         "they are all missing); segment the case first with "
-                         "`cardioplan segment CASE`")
-    return wanted
-
-
 def _extent(mask: np.ndarray) -> str:
     """Inclusive ``imin imax jmin jmax kmin kmax`` of a (z, y, x) boolean mask."""
     out = []
@@ -136,8 +99,8 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
     table : LabelTable
         Names, colours and SNOMED-CT codes of the values.
     structures : sequence of str, optional
-        Write only these structures (the other voxels become background).  Structures with no
-        voxels are skipped with a warning.
+        Write only these structures (the other voxels become background); a composite such as
+        ``heart`` writes its members.  Structures with no voxels are skipped with a warning.
 
     Returns
     -------
@@ -158,8 +121,9 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
     >>> lab[5:10, 5:10, 5:10] = 6
     >>> write_seg_nrrd(lab, tmp_path / "labels.seg.nrrd")  # doctest: +SKIP
     """
-    _check_label_image(labels)
-    wanted = present_labels(labels, table=table, structures=structures)
+    chosen = resolve_structures(labels, structures=structures, table=table)
+    values = sorted({v for s in chosen for v in s.values})
+    wanted = [table.by_value(v) for v in values]
     arr = sitk.GetArrayFromImage(labels)
     keep = np.zeros(256, dtype=bool)
     keep[[lab.value for lab in wanted]] = True
@@ -200,20 +164,6 @@ def _header(arr: np.ndarray, wanted: list[Label]) -> dict[str, str]:
                               f"cardioplan.name:{lab.name}|"),
         })
     return header
-
-
-def _check_label_image(labels: sitk.Image) -> None:
-    if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError("a label map must be a 3D single-component image; got "
-                         f"{labels.GetDimension()}D with "
-                         f"{labels.GetNumberOfComponentsPerPixel()} components")
-    if labels.GetPixelID() not in (sitk.sitkUInt8, sitk.sitkInt8, sitk.sitkUInt16, sitk.sitkInt16,
-                                   sitk.sitkUInt32, sitk.sitkInt32, sitk.sitkInt64,
-                                   sitk.sitkUInt64):
-        raise InputError(f"a label map must hold integers, got {labels.GetPixelIDTypeAsString()}")
-    arr = sitk.GetArrayViewFromImage(labels)
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
-        raise InputError("label values must be in 0..255 (uint8 label map)")
 
 
 def read_seg_nrrd_segments(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -2,10 +2,42 @@
 
 This package is the only part of CardioPlan that imports pydicom; everything downstream works on
 :class:`cardioplan.volume.Volume` objects.
+
+Examples
+--------
+>>> from cardioplan.dicom import scan, load_volume
+>>> result = scan("/data/patient1")          # doctest: +SKIP
+>>> volume = load_volume("/data/patient1", series="2", phase="75%")   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from cardioplan.dicom.discover import (
+    Frame,
+    Geometry,
+    Phase,
+    ScanResult,
+    Series,
+    Skipped,
+    orientation_label,
+    scan,
+    series_geometry,
+    split_phases,
+)
+from cardioplan.dicom.load import (
+    DEFAULT_PHASE_PERCENT,
+    choose_phase,
+    choose_series,
+    load_series,
+    load_volume,
+    output_dtype,
+)
 from cardioplan.dicom.write import TRANSFER_SYNTAXES, make_uid, write_series
 
-__all__ = ["write_series", "make_uid", "TRANSFER_SYNTAXES"]
+__all__ = [
+    "scan", "ScanResult", "Series", "Phase", "Frame", "Geometry", "Skipped",
+    "series_geometry", "split_phases", "orientation_label",
+    "load_volume", "load_series", "choose_series", "choose_phase", "output_dtype",
+    "DEFAULT_PHASE_PERCENT",
+    "write_series", "make_uid", "TRANSFER_SYNTAXES",
+]

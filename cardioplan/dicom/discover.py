@@ -1,0 +1,875 @@
+"""Header-only DICOM discovery: find the files, group them into studies and series, check geometry.
+
+Only headers are read (``stop_before_pixels``), so a scan of a few hundred files takes a fraction
+of a second.  The result is plain data (:class:`ScanResult`, :class:`Series`, :class:`Frame`) that
+:mod:`cardioplan.dicom.load` turns into a volume and ``cardioplan info`` prints.
+
+Grouping rules
+--------------
+* Studies by StudyInstanceUID; series by SeriesInstanceUID.
+* When SeriesInstanceUID is missing or empty, files are grouped by FrameOfReferenceUID +
+  orientation + matrix size + SeriesNumber + SeriesDescription instead.
+* Non-image objects (SR, RTSTRUCT, SEG, PR, KO, ...), localisers (ImageType ``LOCALIZER``) and a
+  single slice whose orientation differs from the rest of its series (a scout) are listed as
+  skipped, with the reason.  Files that are not DICOM are skipped quietly and counted; DICOM files
+  that cannot be parsed (corrupt, truncated) are skipped with a warning naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from cardioplan.errors import DicomError, InputError
+from cardioplan.progress import progress
+
+__all__ = [
+    "Frame", "Phase", "Geometry", "Series", "Skipped", "ScanResult",
+    "scan", "series_geometry", "split_phases", "orientation_label", "IMAGE_SOP_CLASSES",
+]
+
+log = logging.getLogger(__name__)
+
+IMAGE_SOP_CLASSES: dict[str, str] = {
+    "1.2.840.10008.5.1.4.1.1.2": "CT Image",
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT Image",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT Image",
+    "1.2.840.10008.5.1.4.1.1.4": "MR Image",
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR Image",
+    "1.2.840.10008.5.1.4.1.1.4.4": "Legacy Converted Enhanced MR Image",
+    "1.2.840.10008.5.1.4.1.1.20": "NM Image",
+    "1.2.840.10008.5.1.4.1.1.128": "PET Image",
+    "1.2.840.10008.5.1.4.1.1.130": "Enhanced PET Image",
+    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image",
+    "1.2.840.10008.5.1.4.1.1.7.2": "Multi-frame Grayscale Byte SC Image",
+    "1.2.840.10008.5.1.4.1.1.7.3": "Multi-frame Grayscale Word SC Image",
+}
+"""SOP classes that can hold a scan (everything else is listed as skipped)."""
+
+_NON_IMAGE_REASONS = {
+    "SR": "structured report (not an image)",
+    "RTSTRUCT": "RT structure set (contours, not an image)",
+    "SEG": "segmentation object (labels, not an image)",
+    "PR": "presentation state (display settings, not an image)",
+    "KO": "key object selection (not an image)",
+    "REG": "registration object (not an image)",
+    "RTPLAN": "RT plan (not an image)",
+    "RTDOSE": "RT dose grid (not a scan)",
+    "DOC": "encapsulated document (not an image)",
+}
+
+_UNCOMPRESSED_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_ORIENTATION_TOL = 1e-3  # direction cosines equal within this (about 0.06 degrees)
+_TILT_TOL_DEG = 0.1
+_SPACING_REL_TOL = 0.01  # 1 % spacing deviation is noise, not a warning
+_GAP_FACTOR = 1.5  # a step this many times the typical one is a gap (missing slices)
+
+
+@dataclass
+class Frame:
+    """One 2D image: a single-frame file or one frame of a multi-frame file."""
+
+    path: Path
+    frame: int | None  # 0-based frame number in a multi-frame file, None for single-frame
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None  # row cosines then column cosines
+    pixel_spacing: tuple[float, float] | None  # (row spacing, column spacing) = (dy, dx)
+    rows: int
+    columns: int
+    slope: float = 1.0
+    intercept: float = 0.0
+    thickness: float | None = None
+    instance: int | None = None
+    sop_instance_uid: str = ""
+    transfer_syntax: str = ""
+    pixel_offset: int | None = None  # byte offset of uncompressed pixel data, when known
+    temporal_position: int | None = None
+    trigger_time: float | None = None
+    percent_rr: float | None = None
+    rr_ms: float | None = None
+    spacing_between: float | None = None  # SpacingBetweenSlices, used only without positions
+    bits_allocated: int = 16
+    bits_stored: int = 16
+    signed: bool = False
+
+
+@dataclass
+class Phase:
+    """The frames of one cardiac phase (or the whole series when it is 3D)."""
+
+    index: int  # 1-based, as shown to users and accepted by ``--phase``
+    frames: list[Frame]
+    temporal_position: int | None = None
+    trigger_time_ms: float | None = None
+    percent_rr: float | None = None
+
+    def summary(self, count: int) -> dict[str, Any]:
+        """Plain-data description (for logs, JSON and ``case.json``)."""
+        return {"index": self.index, "count": count, "percent_rr": self.percent_rr,
+                "trigger_time_ms": self.trigger_time_ms,
+                "temporal_position": self.temporal_position}
+
+
+@dataclass
+class Geometry:
+    """Slice geometry of one phase, computed from ImagePositionPatient."""
+
+    order: list[int]  # frame indices sorted along the slice normal
+    spacing: tuple[float, float, float] | None  # (dx, dy, dz) in mm; dz from positions
+    normal: tuple[float, float, float] | None
+    slice_direction: tuple[float, float, float] | None  # unit vector first -> last slice
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (after mm, before mm)
+    irregular: bool = False
+    step_deviation: float = 0.0  # largest |step - typical| / typical between adjacent slices
+    duplicates: list[float] = field(default_factory=list)
+    tilt_deg: float = 0.0
+    mixed_orientations: int = 1
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Series:
+    """One DICOM series (possibly 4D) as found by :func:`scan`."""
+
+    index: int
+    study_uid: str
+    series_uid: str
+    frame_of_reference_uid: str
+    modality: str
+    description: str
+    series_number: int | None
+    sop_class_uid: str
+    frames: list[Frame]
+    study_description: str = ""
+    study_date: str = ""
+    multiframe: bool = False
+    phases: list[Phase] = field(default_factory=list)
+    geometry: Geometry | None = None  # of the first phase
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # kept when warnings are recomputed
+    patient: dict[str, str] = field(default_factory=dict)  # PHI: shown only on request
+
+    @property
+    def transfer_syntaxes(self) -> list[str]:
+        """Names of the transfer syntaxes used by the series' files."""
+        return sorted({UID(f.transfer_syntax).name if f.transfer_syntax else "unknown"
+                       for f in self.frames})
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted({f.path for f in self.frames})
+
+    @property
+    def matrix(self) -> tuple[int, int]:
+        """(columns, rows) of the first frame."""
+        return (self.frames[0].columns, self.frames[0].rows)
+
+    @property
+    def slices_per_phase(self) -> int:
+        return len(self.phases[0].frames) if self.phases else len(self.frames)
+
+    @property
+    def voxels(self) -> int:
+        cols, rows = self.matrix
+        return cols * rows * self.slices_per_phase
+
+    @property
+    def orientation(self) -> str:
+        """"axial", "coronal", "sagittal" or "oblique" plus the LPS letter code."""
+        return orientation_label(self.frames[0].orientation)
+
+    def summary(self, *, show_phi: bool = False) -> dict[str, Any]:
+        """Plain-data description for ``cardioplan info --json``."""
+        geo = self.geometry
+        out: dict[str, Any] = {
+            "index": self.index,
+            "series_number": self.series_number,
+            "modality": self.modality,
+            "description": self.description,
+            "series_uid": self.series_uid,
+            "study_uid": self.study_uid,
+            "frame_of_reference_uid": self.frame_of_reference_uid,
+            "sop_class": IMAGE_SOP_CLASSES.get(self.sop_class_uid, self.sop_class_uid),
+            "images": len(self.frames),
+            "files": len(self.files),
+            "matrix": list(self.matrix),
+            "slices_per_phase": self.slices_per_phase,
+            "spacing": [round(s, 4) for s in geo.spacing] if geo and geo.spacing else None,
+            "orientation": self.orientation,
+            "transfer_syntaxes": self.transfer_syntaxes,
+            "phases": [p.summary(len(self.phases)) for p in self.phases]
+            if len(self.phases) > 1 else [],
+            "warnings": list(self.warnings),
+        }
+        if show_phi:
+            out["patient"] = dict(self.patient)
+        return out
+
+
+@dataclass
+class Skipped:
+    """A DICOM object that is not part of any loadable series, with the reason."""
+
+    path: Path
+    reason: str
+    modality: str = ""
+    sop_class: str = ""
+    series_uid: str = ""
+
+    def summary(self) -> dict[str, str]:
+        return {"path": str(self.path), "reason": self.reason, "modality": self.modality,
+                "sop_class": self.sop_class}
+
+
+@dataclass
+class ScanResult:
+    """Everything :func:`scan` found under a path."""
+
+    root: Path
+    series: list[Series]
+    skipped: list[Skipped]
+    files_seen: int
+    non_dicom: int
+    unreadable: list[tuple[Path, str]]
+    dicomdir: Path | None = None
+
+    def studies(self) -> dict[str, list[Series]]:
+        """Series grouped by StudyInstanceUID (in index order)."""
+        out: dict[str, list[Series]] = defaultdict(list)
+        for s in self.series:
+            out[s.study_uid].append(s)
+        return dict(out)
+
+    def summary(self, *, show_phi: bool = False) -> dict[str, Any]:
+        studies = []
+        for uid, members in self.studies().items():
+            first = members[0]
+            entry: dict[str, Any] = {"study_uid": uid, "description": first.study_description,
+                                     "date": first.study_date,
+                                     "series": [s.summary(show_phi=show_phi) for s in members]}
+            if show_phi:
+                entry["patient"] = dict(first.patient)
+            studies.append(entry)
+        return {
+            "path": str(self.root),
+            "dicomdir": str(self.dicomdir) if self.dicomdir else None,
+            "files_seen": self.files_seen,
+            "non_dicom_files": self.non_dicom,
+            "unreadable": [{"path": str(p), "reason": r} for p, r in self.unreadable],
+            "studies": studies,
+            "skipped": [s.summary() for s in self.skipped],
+        }
+
+
+# -- public functions ------------------------------------------------------------------------------
+def scan(path: str | os.PathLike[str]) -> ScanResult:
+    """Find and group the DICOM images under ``path`` by reading their headers only.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder (searched recursively), a single DICOM file, or a DICOMDIR file.  A DICOMDIR
+        at the top of a folder is used to list its files.
+
+    Returns
+    -------
+    ScanResult
+        Series sorted by study, series number and description, numbered from 1 (the index
+        ``cardioplan info`` shows and ``--series`` accepts), plus skipped objects.
+
+    Raises
+    ------
+    InputError
+        ``path`` does not exist.
+    DicomError
+        ``path`` holds no DICOM file at all.
+
+    Examples
+    --------
+    >>> result = scan("/data/patient1")            # doctest: +SKIP
+    >>> [(s.index, s.modality, len(s.frames)) for s in result.series]   # doctest: +SKIP
+    [(1, 'CT', 320)]
+    """
+    root = Path(path)
+    if not root.exists():
+        raise InputError(f"{root} does not exist; check the path (a DICOM folder, DICOMDIR, or "
+                         "a NIfTI/NRRD/MetaImage file)")
+    files, dicomdir = _list_files(root)
+    headers: list[tuple[Path, Dataset, int | None]] = []
+    non_dicom = 0
+    unreadable: list[tuple[Path, str]] = []
+    for f in progress(files, desc="Reading DICOM headers", total=len(files), unit="file"):
+        try:
+            ds, offset = _read_header(f)
+        except InvalidDicomError:
+            non_dicom += 1
+            continue
+        except Exception as exc:  # noqa: BLE001 - any parse failure means: skip this file
+            reason = f"unreadable DICOM ({type(exc).__name__}: {str(exc)[:120]})"
+            log.warning("skipping %s: %s", f, reason)
+            unreadable.append((f, reason))
+            continue
+        if ds is None:
+            non_dicom += 1
+            continue
+        headers.append((f, ds, offset))
+    if not headers and not unreadable:
+        what = "is empty" if not files else f"holds {len(files)} files but none is DICOM"
+        raise DicomError(f"{root} {what}; point to the folder holding the scan's DICOM "
+                         "files (or a NIfTI/NRRD/MetaImage file)")
+    series, skipped, more_unreadable = _group(headers)
+    unreadable.extend(more_unreadable)
+    return ScanResult(root=root, series=series, skipped=skipped, files_seen=len(files),
+                      non_dicom=non_dicom, unreadable=unreadable, dicomdir=dicomdir)
+
+
+def orientation_label(orientation: Sequence[float] | None) -> str:
+    """Plane name and LPS letter code of an ImageOrientationPatient.
+
+    Examples
+    --------
+    >>> orientation_label([1, 0, 0, 0, 1, 0])
+    'axial LPS'
+    >>> orientation_label([1, 0, 0, 0, 0, -1])
+    'coronal LIP'
+    """
+    if orientation is None or len(orientation) != 6:
+        return "unknown"
+    row = np.asarray(orientation[:3], dtype=float)
+    col = np.asarray(orientation[3:], dtype=float)
+    normal = np.cross(row, col)
+    axis = int(np.argmax(np.abs(normal)))
+    plane = ("sagittal", "coronal", "axial")[axis]
+    if np.max(np.abs(normal)) < 0.95:
+        plane = "oblique"
+    letters = ("LR", "PA", "SI")
+
+    def code(v: np.ndarray) -> str:
+        i = int(np.argmax(np.abs(v)))
+        return letters[i][0] if v[i] > 0 else letters[i][1]
+
+    return f"{plane} {code(row)}{code(col)}{code(normal)}"
+
+
+def split_phases(frames: list[Frame]) -> list[Phase]:
+    """Split the frames of a series into cardiac phases (temporal positions).
+
+    A series is 4D when several frames share a position.  The phases are then told apart by
+    TemporalPositionIdentifier (or per-frame TemporalPositionIndex), else TriggerTime (or
+    NominalCardiacTriggerDelayTime), else NominalPercentageOfCardiacPhase: the first of these
+    that gives every phase distinct positions.  A 3D series is one phase.
+
+    Examples
+    --------
+    >>> [len(p.frames) for p in split_phases(frames)]     # doctest: +SKIP
+    [64, 64, 64, 64, 64, 64, 64, 64, 64, 64]
+    """
+    positions = [_pos_key(f) for f in frames]
+    if len(set(positions)) == len(positions) or None in positions:
+        return [_make_phase(1, frames)]
+    for attr in ("temporal_position", "trigger_time", "percent_rr"):
+        values = [getattr(f, attr) for f in frames]
+        if any(v is None for v in values) or len(set(values)) < 2:
+            continue
+        groups: dict[Any, list[Frame]] = defaultdict(list)
+        for f, v in zip(frames, values, strict=True):
+            groups[v].append(f)
+        if all(len({_pos_key(f) for f in g}) == len(g) for g in groups.values()):
+            return [_make_phase(i, groups[k]) for i, k in enumerate(sorted(groups), start=1)]
+    return [_make_phase(1, frames)]
+
+
+def series_geometry(frames: list[Frame]) -> Geometry:
+    """Sort frames along the slice normal and check the grid they form.
+
+    Spacing between slices comes from ImagePositionPatient projected on the slice normal (not
+    SliceThickness).  Warnings name missing slices (with the positions either side of the gap),
+    irregular spacing, duplicate positions, gantry tilt, mixed orientations and a spacing that
+    differs from SliceThickness.
+    """
+    n = len(frames)
+    orientations = [f.orientation for f in frames]
+    if any(o is None for o in orientations) or any(f.position is None for f in frames):
+        ps = frames[0].pixel_spacing or (1.0, 1.0)
+        dz = frames[0].spacing_between or frames[0].thickness or 1.0
+        return Geometry(order=list(range(n)), spacing=(ps[1], ps[0], dz), normal=None,
+                        slice_direction=None,
+                        warnings=["no ImagePositionPatient/ImageOrientationPatient: the "
+                                  "physical position of the slices is unknown (loaded with "
+                                  "origin 0 and identity direction)"])
+    distinct = _distinct_orientations(orientations)  # type: ignore[arg-type]
+    ref = np.asarray(distinct[0], dtype=float)
+    row, col = ref[:3], ref[3:]
+    normal = np.cross(row, col)
+    normal /= np.linalg.norm(normal)
+    pos = np.array([f.position for f in frames], dtype=float)
+    dist = pos @ normal
+    order = [int(i) for i in np.argsort(dist, kind="stable")]
+    ps = frames[0].pixel_spacing or (1.0, 1.0)
+    geo = Geometry(order=order, spacing=None, normal=tuple(normal), slice_direction=None,
+                   mixed_orientations=len(distinct))
+    if len(distinct) > 1:
+        geo.warnings.append(f"mixed orientations: the series holds {len(distinct)} different "
+                            "slice orientations")
+    d = dist[order]
+    steps = np.diff(d)
+    if n < 2:
+        thickness = frames[0].thickness or 1.0
+        geo.spacing = (float(ps[1]), float(ps[0]), float(thickness))
+        geo.slice_direction = tuple(normal)
+        return geo
+    dup = steps < 1e-3
+    if dup.any():
+        geo.duplicates = [round(float(v), 3) for v in d[1:][dup]]
+        geo.warnings.append(f"{int(dup.sum())} duplicate slice positions (e.g. at "
+                            f"{geo.duplicates[0]:.2f} mm along the normal)")
+    real = steps[~dup]
+    if real.size == 0:
+        geo.spacing = (float(ps[1]), float(ps[0]), float(frames[0].thickness or 1.0))
+        return geo
+    typical = float(np.median(real))
+    gaps = np.nonzero(steps > _GAP_FACTOR * typical)[0]
+    geo.gaps = [(round(float(d[i]), 3), round(float(d[i + 1]), 3)) for i in gaps]
+    regular = np.abs(real - typical) <= max(_SPACING_REL_TOL * typical, 1e-3)
+    geo.irregular = not bool(regular.all()) and not geo.gaps
+    geo.step_deviation = float(np.max(np.abs(real - typical)) / typical)
+    if geo.gaps:
+        missing = sum(int(round((b - a) / typical)) - 1 for a, b in geo.gaps)
+        where = "; ".join(f"between {a:.2f} and {b:.2f} mm" for a, b in geo.gaps[:5])
+        geo.warnings.append(f"missing slices: about {missing} slice(s) missing ({where} along "
+                            f"the slice normal; typical spacing {typical:.3f} mm)")
+    elif geo.irregular:
+        geo.warnings.append(f"irregular slice spacing: steps from {real.min():.3f} to "
+                            f"{real.max():.3f} mm (typical {typical:.3f} mm)")
+    dz = float((d[-1] - d[0]) / (n - 1 - len(geo.duplicates))) if not geo.gaps else typical
+    geo.spacing = (float(ps[1]), float(ps[0]), dz)
+    first, last = pos[order[0]], pos[order[-1]]
+    span = last - first
+    if np.linalg.norm(span) > 0:
+        sdir = span / np.linalg.norm(span)
+        geo.slice_direction = tuple(float(v) for v in sdir)
+        geo.tilt_deg = float(np.degrees(np.arccos(np.clip(abs(sdir @ normal), 0.0, 1.0))))
+        if geo.tilt_deg > _TILT_TOL_DEG:
+            geo.warnings.append(f"gantry tilt: slices are offset along the plane by "
+                                f"{geo.tilt_deg:.2f} degrees")
+    thickness = frames[0].thickness
+    if thickness and abs(thickness - dz) > max(0.01 * dz, 1e-3):
+        geo.warnings.append(f"slice thickness {thickness:g} mm differs from the spacing "
+                            f"between slices {dz:.3f} mm (the spacing is used)")
+    return geo
+
+
+# -- file listing ----------------------------------------------------------------------------------
+def _list_files(root: Path) -> tuple[list[Path], Path | None]:
+    if root.is_file():
+        if root.name.upper() == "DICOMDIR":
+            return _dicomdir_files(root), root
+        return [root], None
+    top = root / "DICOMDIR"
+    if top.is_file():
+        listed = _dicomdir_files(top)
+        if listed:
+            return listed, top
+    out: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out.extend(Path(dirpath) / name for name in sorted(filenames)
+                   if not name.startswith(".") and name.upper() != "DICOMDIR")
+    return out, None
+
+
+def _dicomdir_files(dicomdir: Path) -> list[Path]:
+    """Image files referenced by a DICOMDIR (empty when it lists none that exist)."""
+    try:
+        ds = pydicom.dcmread(dicomdir)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("cannot read %s (%s); searching its folder instead", dicomdir, exc)
+        return []
+    base = dicomdir.parent
+    files = []
+    for rec in ds.get("DirectoryRecordSequence", []):
+        ref = rec.get("ReferencedFileID")
+        if ref:
+            parts = [ref] if isinstance(ref, str) else list(ref)
+            p = base.joinpath(*parts)
+            if not p.is_file():  # case-insensitive media (CD-ROM ISO 9660)
+                alt = base.joinpath(*[x.lower() for x in parts])
+                p = alt if alt.is_file() else p
+            if p.is_file():
+                files.append(p)
+    if not files:
+        log.warning("%s lists no existing files; searching its folder instead", dicomdir)
+    return sorted(set(files))
+
+
+def _read_header(path: Path) -> tuple[Dataset | None, int | None]:
+    """Header and (for uncompressed single-frame files) the byte offset of the pixel data."""
+    with open(path, "rb") as fp:
+        head = fp.read(132)
+        if len(head) < 132 or head[128:132] != b"DICM":
+            raise InvalidDicomError("no DICM preamble")
+        fp.seek(0)
+        ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        at_pixels = fp.tell()
+        size = os.fstat(fp.fileno()).st_size
+    return ds, _pixel_offset(ds, path, at_pixels, size)
+
+
+def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:
+    """Offset of uncompressed pixel data, checking that the file is not truncated."""
+    if "Rows" not in ds or at >= size:
+        if "Rows" in ds and _sop_class(ds) in IMAGE_SOP_CLASSES:
+            raise DicomError("truncated: the file ends before its pixel data")
+        return None
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax not in _UNCOMPRESSED_LE and syntax != _BIG_ENDIAN:
+        return None
+    header_len = 8 if syntax == "1.2.840.10008.1.2" else 12
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+                * int(ds.BitsAllocated) // 8 * frames)
+    if at + header_len + expected > size:
+        raise DicomError(f"truncated: {size - at - header_len} of {expected} bytes of pixel "
+                         "data present")
+    return at + header_len if frames == 1 else None
+
+
+# -- grouping --------------------------------------------------------------------------------------
+def _group(headers: Iterable[tuple[Path, Dataset, int | None]]
+           ) -> tuple[list[Series], list[Skipped], list[tuple[Path, str]]]:
+    groups: dict[tuple[Any, ...], list[tuple[Path, Dataset, int | None]]] = defaultdict(list)
+    skipped: list[Skipped] = []
+    unreadable: list[tuple[Path, str]] = []
+    for path, ds, offset in headers:
+        reason = _skip_reason(ds)
+        if reason:
+            skipped.append(Skipped(path, reason, str(ds.get("Modality", "")),
+                                   _sop_name(ds), str(ds.get("SeriesInstanceUID", ""))))
+            continue
+        groups[_series_key(ds)].append((path, ds, offset))
+    series: list[Series] = []
+    for members in groups.values():
+        frames: list[Frame] = []
+        for path, ds, offset in members:
+            try:
+                frames.extend(_frames(path, ds, offset))
+            except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+                reason = f"malformed header ({type(exc).__name__}: {str(exc)[:120]})"
+                log.warning("skipping %s: %s", path, reason)
+                unreadable.append((path, reason))
+        if frames:
+            series.append(_make_series(members[0][1], frames, multiframe=any(
+                int(ds.get("NumberOfFrames", 1) or 1) > 1 for _, ds, _ in members)))
+    series = _drop_scouts(series, skipped)
+    series.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number
+                               if s.series_number is not None else 1 << 30,
+                               s.description, s.series_uid))
+    for i, s in enumerate(series, start=1):
+        s.index = i
+    return series, skipped, unreadable
+
+
+def _skip_reason(ds: Dataset) -> str:
+    modality = str(ds.get("Modality", "")).upper()
+    if modality in _NON_IMAGE_REASONS:
+        return _NON_IMAGE_REASONS[modality]
+    sop = _sop_class(ds)
+    if sop == "1.2.840.10008.1.3.10":
+        return "DICOMDIR (media directory, not an image)"
+    if "Rows" not in ds:
+        return f"{_sop_name(ds) or 'object'} without pixel data (not an image)"
+    if sop not in IMAGE_SOP_CLASSES:
+        return f"{_sop_name(ds) or 'unknown SOP class'} (not a CT/MR image)"
+    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    if "LOCALIZER" in image_type:
+        return "localizer/scout image (ImageType LOCALIZER)"
+    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+        return "colour image (screenshot or secondary capture, not a scan)"
+    return ""
+
+
+def _sop_class(ds: Dataset) -> str:
+    """SOPClassUID, falling back to the file meta's MediaStorageSOPClassUID when empty."""
+    sop = str(ds.get("SOPClassUID", "") or "").strip()
+    meta = getattr(ds, "file_meta", None)
+    if not sop and meta is not None:
+        sop = str(meta.get("MediaStorageSOPClassUID", "") or "").strip()
+    return sop
+
+
+def _sop_instance(ds: Dataset) -> str:
+    """SOPInstanceUID, falling back to the file meta's MediaStorageSOPInstanceUID when empty."""
+    uid = str(ds.get("SOPInstanceUID", "") or "").strip()
+    meta = getattr(ds, "file_meta", None)
+    if not uid and meta is not None:
+        uid = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip()
+    return uid
+
+
+def _sop_name(ds: Dataset) -> str:
+    sop = _sop_class(ds)
+    return UID(sop).name if sop else ""
+
+
+def _series_key(ds: Dataset) -> tuple[Any, ...]:
+    study = str(ds.get("StudyInstanceUID", "") or "")
+    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    if uid:
+        return (study, uid)
+    iop = _iop(ds) or _shared_iop(ds)
+    return (study, "", str(ds.get("FrameOfReferenceUID", "") or ""),
+            tuple(round(v, 3) for v in iop) if iop else None,
+            int(ds.get("Rows", 0)), int(ds.get("Columns", 0)),
+            str(ds.get("SeriesNumber", "")), str(ds.get("SeriesDescription", "")),
+            str(ds.get("Modality", "")))
+
+
+def _make_series(ds: Dataset, frames: list[Frame], *, multiframe: bool) -> Series:
+    number = ds.get("SeriesNumber")
+    s = Series(
+        index=0,
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        series_uid=str(ds.get("SeriesInstanceUID", "") or "").strip(),
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
+        modality=str(ds.get("Modality", "") or "OT"),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        series_number=int(number) if number not in (None, "") else None,
+        sop_class_uid=_sop_class(ds),
+        frames=_dedupe(frames),
+        study_description=str(ds.get("StudyDescription", "") or ""),
+        study_date=str(ds.get("StudyDate", "") or ""),
+        multiframe=multiframe,
+        patient={"name": str(ds.get("PatientName", "") or ""),
+                 "id": str(ds.get("PatientID", "") or ""),
+                 "birth_date": str(ds.get("PatientBirthDate", "") or "")},
+    )
+    if len(s.frames) < len(frames):
+        s.notes.append(f"{len(frames) - len(s.frames)} duplicate file(s) of the same "
+                          "SOPInstanceUID ignored")
+    _analyse(s)
+    return s
+
+
+def _analyse(s: Series) -> None:
+    """(Re)compute a series' phases, geometry and warnings from its frames."""
+    s.phases = split_phases(s.frames)
+    geos = [series_geometry(p.frames) for p in s.phases]
+    s.geometry = geos[0]
+    s.warnings = list(s.notes)
+    for w in dict.fromkeys(w for g in geos for w in g.warnings):
+        s.warnings.append(w)
+    counts = {len(p.frames) for p in s.phases}
+    if len(counts) > 1:
+        s.warnings.append(f"phases have different numbers of slices ({sorted(counts)})")
+
+
+def _dedupe(frames: list[Frame]) -> list[Frame]:
+    seen: set[tuple[str, int | None]] = set()
+    out = []
+    for f in frames:
+        key = (f.sop_instance_uid, f.frame)
+        if f.sop_instance_uid and key in seen:
+            continue
+        seen.add(key)
+        out.append(f)
+    return out
+
+
+def _drop_scouts(series: list[Series], skipped: list[Skipped]) -> list[Series]:
+    """Move single slices whose orientation differs from the rest of their series to skipped."""
+    for s in series:
+        if s.multiframe or len(s.frames) < 3 or any(f.orientation is None for f in s.frames):
+            continue
+        keys = [tuple(round(v, 2) for v in f.orientation) for f in s.frames]  # type: ignore[union-attr]
+        counts = Counter(keys)
+        if len(counts) < 2:
+            continue
+        main_key, _ = counts.most_common(1)[0]
+        strays = [k for k, c in counts.items() if k != main_key and c == 1]
+        if len(strays) == len(counts) - 1:
+            keep = []
+            for f, k in zip(s.frames, keys, strict=True):
+                if k in strays:
+                    skipped.append(Skipped(f.path, "scout: a single slice in another "
+                                           "orientation than the rest of its series",
+                                           s.modality, _sop_name_uid(s.sop_class_uid),
+                                           s.series_uid))
+                else:
+                    keep.append(f)
+            s.frames = keep
+            _analyse(s)
+    return series
+
+
+def _sop_name_uid(uid: str) -> str:
+    return UID(uid).name if uid else ""
+
+
+# -- per-frame attributes ---------------------------------------------------------------------
+def _frames(path: Path, ds: Dataset, offset: int | None) -> list[Frame]:
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    rows, cols = int(ds.Rows), int(ds.Columns)
+    common = {
+        "rows": rows, "columns": cols, "transfer_syntax": syntax,
+        "bits_allocated": int(ds.get("BitsAllocated", 16) or 16),
+        "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
+        "signed": bool(int(ds.get("PixelRepresentation", 0) or 0)),
+        "sop_instance_uid": _sop_instance(ds),
+        "instance": _int(ds.get("InstanceNumber")),
+        "spacing_between": _float(ds.get("SpacingBetweenSlices"), None),
+    }
+    if "PerFrameFunctionalGroupsSequence" not in ds and nframes == 1:
+        return [Frame(path=path, frame=None, position=_ipp(ds), orientation=_iop(ds),
+                      pixel_spacing=_ps(ds), slope=_float(ds.get("RescaleSlope"), 1.0),
+                      intercept=_float(ds.get("RescaleIntercept"), 0.0),
+                      thickness=_float(ds.get("SliceThickness"), None),
+                      pixel_offset=offset,
+                      temporal_position=_int(ds.get("TemporalPositionIdentifier")),
+                      trigger_time=_float(ds.get("TriggerTime"), None),
+                      percent_rr=_float(ds.get("NominalPercentageOfCardiacPhase"), None),
+                      rr_ms=_rr_interval(ds), **common)]
+    shared = _first(ds.get("SharedFunctionalGroupsSequence"))
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence", []) or [])
+    out = []
+    for i in range(nframes):
+        pf = per_frame[i] if i < len(per_frame) else None
+        out.append(_enhanced_frame(path, ds, i, pf, shared, common))
+    return out
+
+
+def _enhanced_frame(path: Path, ds: Dataset, i: int, pf: Dataset | None, shared: Dataset | None,
+                    common: dict[str, Any]) -> Frame:
+    def group(name: str) -> Dataset | None:
+        for src in (pf, shared):
+            if src is not None and name in src:
+                return _first(src.get(name))
+        return None
+
+    pos = group("PlanePositionSequence")
+    ori = group("PlaneOrientationSequence")
+    meas = group("PixelMeasuresSequence")
+    pvt = group("PixelValueTransformationSequence")
+    content = group("FrameContentSequence")
+    cardiac = group("CardiacSynchronizationSequence")
+    position = _ipp(pos) if pos is not None else _ipp(ds)
+    orientation = _iop(ori) if ori is not None else _iop(ds)
+    spacing = _ps(meas) if meas is not None else _ps(ds)
+    thickness = _float(meas.get("SliceThickness"), None) if meas is not None else None
+    slope = _float(pvt.get("RescaleSlope"), 1.0) if pvt is not None else \
+        _float(ds.get("RescaleSlope"), 1.0)
+    intercept = _float(pvt.get("RescaleIntercept"), 0.0) if pvt is not None else \
+        _float(ds.get("RescaleIntercept"), 0.0)
+    temporal = _int(content.get("TemporalPositionIndex")) if content is not None else None
+    trigger = None
+    percent = None
+    if cardiac is not None:
+        trigger = _float(cardiac.get("NominalCardiacTriggerDelayTime"), None)
+        percent = _float(cardiac.get("NominalPercentageOfCardiacPhase"), None)
+    return Frame(path=path, frame=i, position=position, orientation=orientation,
+                 pixel_spacing=spacing, slope=slope, intercept=intercept, thickness=thickness,
+                 temporal_position=temporal, trigger_time=trigger, percent_rr=percent,
+                 rr_ms=_rr_interval(ds), **common)
+
+
+def _rr_interval(ds: Dataset) -> float | None:
+    nominal = _float(ds.get("NominalInterval"), None)
+    if nominal and nominal > 0:
+        return nominal
+    rate = _float(ds.get("HeartRate"), None)
+    return 60000.0 / rate if rate and rate > 0 else None
+
+
+def _make_phase(index: int, frames: list[Frame]) -> Phase:
+    f = frames[0]
+    percent = f.percent_rr
+    if percent is None and f.trigger_time is not None and f.rr_ms:
+        percent = round(100.0 * f.trigger_time / f.rr_ms, 1)
+    return Phase(index=index, frames=frames, temporal_position=f.temporal_position,
+                 trigger_time_ms=f.trigger_time, percent_rr=percent)
+
+
+def _distinct_orientations(orientations: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """Orientations that differ by more than the tolerance, most common first."""
+    counts = Counter(tuple(round(v, 3) for v in o) for o in orientations)
+    distinct: list[tuple[float, ...]] = []
+    for key, _ in counts.most_common():
+        if not any(max(abs(a - b) for a, b in zip(key, d, strict=True)) <= 10 * _ORIENTATION_TOL
+                   for d in distinct):
+            distinct.append(key)
+    return distinct
+
+
+def _pos_key(f: Frame) -> tuple[float, ...] | None:
+    return tuple(round(v, 2) for v in f.position) if f.position is not None else None
+
+
+def _ipp(ds: Dataset) -> tuple[float, float, float] | None:
+    v = ds.get("ImagePositionPatient")
+    if v is None or len(v) != 3:
+        return None
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
+def _iop(ds: Dataset) -> tuple[float, ...] | None:
+    v = ds.get("ImageOrientationPatient")
+    if v is None or len(v) != 6:
+        return None
+    return tuple(float(x) for x in v)
+
+
+def _shared_iop(ds: Dataset) -> tuple[float, ...] | None:
+    shared = _first(ds.get("SharedFunctionalGroupsSequence"))
+    ori = _first(shared.get("PlaneOrientationSequence")) if shared is not None else None
+    return _iop(ori) if ori is not None else None
+
+
+def _ps(ds: Dataset) -> tuple[float, float] | None:
+    v = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    if v is None or len(v) != 2:
+        return None
+    return (float(v[0]), float(v[1]))
+
+
+def _first(seq: Any) -> Dataset | None:
+    try:
+        return seq[0] if seq else None
+    except (IndexError, TypeError):
+        return None
+
+
+def _as_list(v: Any) -> list[Any]:
+    if v is None:
+        return []
+    return list(v) if isinstance(v, (list, tuple)) or hasattr(v, "__iter__") and \
+        not isinstance(v, str) else [v]
+
+
+def _float(v: Any, default: float | None) -> float | None:
+    if v is None or v == "":
+        return default
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(v: Any) -> int | None:
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None

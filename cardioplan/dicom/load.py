@@ -1,0 +1,571 @@
+"""Load one DICOM series (one cardiac phase) as a 3D :class:`~cardioplan.volume.Volume`.
+
+* Geometry comes from ImagePositionPatient / ImageOrientationPatient (per frame for enhanced
+  multi-frame objects): origin = first slice, direction = (row, column, slice normal), slice
+  spacing = distance between positions along the normal (never SliceThickness).
+* CT values are Hounsfield units (rescale slope/intercept, per frame when they differ).
+* Pixels go into ONE preallocated array of the stored type, filled slice by slice (uncompressed
+  files are read straight into it; compressed ones are decoded by pydicom's plugins:
+  pylibjpeg, pyjpegls, GDCM), then rescaled in place.  The result is int16 whenever the values
+  fit (uint8/uint16 for data that needs it, float32 only for non-integer rescales).
+* Decoding runs in a small thread pool: file reads and most decoders release the GIL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.uid import UID
+
+from cardioplan.dicom.discover import Frame, Phase, ScanResult, Series, scan, series_geometry
+from cardioplan.errors import DicomError, GeometryError, InputError
+from cardioplan.progress import progress
+from cardioplan.volume import Volume
+
+__all__ = ["load_volume", "load_series", "choose_series", "choose_phase", "output_dtype",
+           "DEFAULT_PHASE_PERCENT"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PHASE_PERCENT = 75.0
+"""Default cardiac phase (% of the R-R interval): mid-diastole, when the heart moves least."""
+
+_MODALITY_RANK = {"CT": 0, "MR": 1}
+_MAX_DEVIATION = 0.10  # slice steps within 10 % of typical load as-is (with a warning)
+_SMALL = 0.01  # with --allow-gaps, steps deviating more than 1 % are interpolated
+_UNRELIABLE_SYNTAXES = {
+    "1.2.840.10008.1.2.4.51": "12-bit lossy JPEG (JPEG Extended, process 2 & 4)",
+}
+_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
+_BE = "1.2.840.10008.1.2.2"
+
+
+# -- public API ----------------------------------------------------------------------------------
+def load_volume(path: str | os.PathLike[str], *, series: str | None = None,
+                phase: str | None = None, allow_gaps: bool = False,
+                scan_result: ScanResult | None = None) -> Volume:
+    """Scan ``path`` for DICOM, choose a series and a phase, and load it.
+
+    Parameters
+    ----------
+    path : path-like
+        DICOM folder (recursive), file or DICOMDIR.
+    series : str, optional
+        SeriesInstanceUID, SeriesNumber, or the index ``cardioplan info`` prints (``"2"`` or
+        ``"#2"``).  Default: the largest 3D series, CT preferred (see :func:`choose_series`).
+    phase : str, optional
+        Cardiac phase of a 4D series: a 1-based index (``"3"``) or a percentage of the R-R
+        interval (``"75%"``).  Default: closest to 75 % when known, else the first.
+    allow_gaps : bool
+        Load a series with missing slices or irregular spacing by interpolating it onto a
+        regular grid at the typical spacing, instead of refusing.
+    scan_result : ScanResult, optional
+        A previous :func:`~cardioplan.dicom.discover.scan` of ``path`` (saves re-reading).
+
+    Returns
+    -------
+    Volume
+        The image in LPS mm; CT in HU.
+
+    Raises
+    ------
+    DicomError, GeometryError
+        Nothing loadable, an ambiguous choice, undecodable pixels, gaps (without
+        ``allow_gaps``), mixed orientations.
+
+    Examples
+    --------
+    >>> vol = load_volume("/data/ct_folder")          # doctest: +SKIP
+    >>> vol.image.GetSize(), vol.image.GetPixelIDTypeAsString()   # doctest: +SKIP
+    ((512, 512, 320), '16-bit signed integer')
+    """
+    result = scan_result if scan_result is not None else scan(path)
+    chosen, why = choose_series(result, series)
+    vol = load_series(chosen, phase=phase, allow_gaps=allow_gaps)
+    vol.source["series_choice"] = why
+    vol.source["path"] = str(Path(path).absolute())
+    if result.unreadable:
+        vol.warnings.append(f"{len(result.unreadable)} unreadable DICOM file(s) skipped: "
+                            + ", ".join(p.name for p, _ in result.unreadable[:5]))
+    return vol
+
+
+def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Series, str]:
+    """Pick the series to load; returns it and a sentence saying why.
+
+    ``selector`` is a SeriesInstanceUID, a SeriesNumber, or the index from ``cardioplan info``
+    (``"#N"`` forces the index).  Without a selector a lone series is taken; otherwise the
+    largest volumetric series (>= 2 slices per phase) of the preferred modality (CT, then MR)
+    is chosen; two equally good candidates are an error listing both.
+    """
+    if not result.series:
+        reasons = "; ".join(sorted({s.reason for s in result.skipped})) or "none"
+        raise DicomError(f"no image series found in {result.root} (skipped objects: {reasons}); "
+                         "point to the folder with the CT or MR images")
+    if selector is not None:
+        return _select(result, selector), f"chosen with --series {selector}"
+    if len(result.series) == 1:
+        return result.series[0], "the only image series"
+    volumetric = [s for s in result.series if s.slices_per_phase >= 2]
+    pool = volumetric or result.series
+    ranked = sorted(pool, key=_rank)
+    best = ranked[0]
+    if len(ranked) > 1 and _rank(ranked[1])[:2] == _rank(best)[:2]:
+        ties = [s for s in ranked if _rank(s)[:2] == _rank(best)[:2]]
+        listing = "; ".join(f"#{s.index} {_describe(s)}" for s in ties)
+        raise DicomError(f"{len(ties)} series are equally good candidates ({listing}); choose "
+                         f"one with --series (index, SeriesNumber or UID), e.g. --series "
+                         f"{ties[0].index}")
+    why = (f"chose series #{best.index} {_describe(best)}: the largest "
+           f"{best.modality} volume among {len(result.series)} series; choose another with "
+           f"--series N (see `cardioplan info {result.root}`)")
+    log.warning("%s", why)
+    return best, why
+
+
+def choose_phase(phases: Sequence[Phase], selector: str | None = None) -> tuple[Phase, str]:
+    """Pick a cardiac phase; returns it and a sentence saying why.
+
+    ``selector``: ``"3"`` (1-based index) or ``"75%"`` (closest percentage of R-R).  Default:
+    the phase closest to :data:`DEFAULT_PHASE_PERCENT` when percentages are known (from
+    NominalPercentageOfCardiacPhase, or TriggerTime with NominalInterval/HeartRate), else
+    the first.
+
+    Examples
+    --------
+    >>> phase, why = choose_phase(series.phases, "40%")     # doctest: +SKIP
+    """
+    count = len(phases)
+    known = [p for p in phases if p.percent_rr is not None]
+    if selector is None:
+        if count == 1:
+            return phases[0], "single phase"
+        if len(known) == count:
+            best = min(phases, key=lambda p: abs(p.percent_rr - DEFAULT_PHASE_PERCENT))  # type: ignore[operator]
+            return best, (f"phase {best.index} of {count} ({best.percent_rr:g} % R-R): closest "
+                          f"to mid-diastole ({DEFAULT_PHASE_PERCENT:g} %); choose another with "
+                          "--phase N or --phase P%")
+        return phases[0], (f"phase 1 of {count} (the R-R percentage of the phases is unknown); "
+                           "choose another with --phase N")
+    text = selector.strip()
+    if text.endswith("%"):
+        try:
+            want = float(text[:-1])
+        except ValueError:
+            raise InputError(f"--phase {selector!r} is not a percentage; use e.g. 75%") from None
+        if len(known) != count:
+            raise InputError(f"--phase {selector}: this series does not record the R-R "
+                             "percentage of its phases (no NominalPercentageOfCardiacPhase, and "
+                             f"no trigger time with a known R-R interval); use an index 1..{count}")
+        best = min(phases, key=lambda p: abs(p.percent_rr - want))  # type: ignore[operator]
+        return best, (f"phase {best.index} of {count} ({best.percent_rr:g} % R-R), closest to "
+                      f"the requested {want:g} %")
+    try:
+        index = int(text)
+    except ValueError:
+        raise InputError(f"--phase {selector!r} is neither an index nor a percentage; use e.g. "
+                         "--phase 3 or --phase 75%") from None
+    if not 1 <= index <= count:
+        raise InputError(f"--phase {index} is out of range: the series has {count} phase(s), "
+                         f"numbered 1..{count}")
+    return phases[index - 1], f"phase {index} of {count}, chosen with --phase"
+
+
+def load_series(series: Series, *, phase: str | None = None, allow_gaps: bool = False,
+                threads: int | None = None) -> Volume:
+    """Load one phase of a discovered series as a 3D volume.
+
+    Parameters
+    ----------
+    series : Series
+        From :func:`cardioplan.dicom.discover.scan`.
+    phase : str, optional
+        See :func:`choose_phase`.
+    allow_gaps : bool
+        Interpolate missing slices / irregular spacing onto a regular grid instead of refusing.
+    threads : int, optional
+        Decoder threads (default: ``min(8, 2 * CPUs)``).
+
+    Returns
+    -------
+    Volume
+    """
+    chosen, why = choose_phase(series.phases, phase)
+    if len(series.phases) > 1:
+        log.info("%s", why)
+    geo = series_geometry(chosen.frames)
+    _check_geometry(series, geo, allow_gaps=allow_gaps)
+    frames = [chosen.frames[i] for i in geo.order]
+    _check_matrix(series, frames)
+    stored, ranges = _read_pixels(frames, threads=threads)
+    values = _rescale(stored, frames, ranges)
+    del stored
+    warnings = list(series.warnings)
+    image, extra = _to_image(values, frames, geo, allow_gaps=allow_gaps)
+    warnings.extend(extra)
+    for w in extra:
+        log.warning("%s", w)
+    phase_info = chosen.summary(len(series.phases)) if len(series.phases) > 1 else None
+    if phase_info is not None:
+        phase_info["choice"] = why
+    source = _provenance(series, frames)
+    return Volume(image=image, modality=series.modality, description=series.description,
+                  series_uid=series.series_uid or None, phase=phase_info, source=source,
+                  warnings=warnings)
+
+
+def output_dtype(lo: float, hi: float, *, integral: bool, stored: np.dtype) -> np.dtype:
+    """Smallest safe NumPy type for rescaled values in ``[lo, hi]``.
+
+    Examples
+    --------
+    >>> output_dtype(-1024, 3071, integral=True, stored=np.dtype(np.uint16))
+    dtype('int16')
+    >>> output_dtype(0, 255, integral=True, stored=np.dtype(np.uint8))
+    dtype('uint8')
+    >>> output_dtype(-1.5, 10.0, integral=False, stored=np.dtype(np.int16))
+    dtype('float32')
+    """
+    if not integral:
+        return np.dtype(np.float32)
+    if stored.itemsize == 1 and lo >= 0 and hi <= 255:
+        return np.dtype(np.uint8)
+    if lo >= -32768 and hi <= 32767:
+        return np.dtype(np.int16)
+    if lo >= 0 and hi <= 65535:
+        return np.dtype(np.uint16)
+    if lo >= -(2 ** 31) and hi < 2 ** 31:
+        return np.dtype(np.int32)
+    return np.dtype(np.float32)
+
+
+# -- selection helpers -----------------------------------------------------------------------------
+def _rank(s: Series) -> tuple[int, int, int]:
+    return (_MODALITY_RANK.get(s.modality, 9), -s.voxels, s.index)
+
+
+def _describe(s: Series) -> str:
+    number = f"number {s.series_number}, " if s.series_number is not None else ""
+    cols, rows = s.matrix
+    desc = f"'{s.description}' " if s.description else ""
+    return f"{desc}({number}{s.modality}, {cols}x{rows}x{s.slices_per_phase})"
+
+
+def _select(result: ScanResult, selector: str) -> Series:
+    text = selector.strip()
+    by_uid = [s for s in result.series if s.series_uid and s.series_uid == text]
+    if by_uid:
+        return by_uid[0]
+    force_index = text.startswith("#")
+    number_text = text[1:] if force_index else text
+    try:
+        n = int(number_text)
+    except ValueError:
+        n = None
+    matches: list[Series] = []
+    if n is not None:
+        matches = [s for s in result.series if s.index == n]
+        if not force_index:
+            matches += [s for s in result.series if s.series_number == n and s not in matches]
+    if len(matches) == 1:
+        return matches[0]
+    listing = "; ".join(f"#{s.index} {_describe(s)}" for s in (matches or result.series))
+    if len(matches) > 1:
+        raise InputError(f"--series {selector} is ambiguous: it matches {listing}; use "
+                         f"'#{n}' for the index or the SeriesInstanceUID")
+    raise InputError(f"--series {selector} matches no series in {result.root}; the series "
+                     f"are: {listing} (run `cardioplan info {result.root}`)")
+
+
+# -- geometry checks -------------------------------------------------------------------------------
+def _check_geometry(series: Series, geo: Any, *, allow_gaps: bool) -> None:
+    name = f"series #{series.index} {_describe(series)}"
+    if geo.mixed_orientations > 1:
+        raise GeometryError(f"{name} mixes {geo.mixed_orientations} slice orientations, so its "
+                            "slices do not form one volume; export each orientation as its own "
+                            "series, or choose another series with --series")
+    if geo.duplicates:
+        raise GeometryError(f"{name} has {len(geo.duplicates)} slices at duplicate positions "
+                            f"(e.g. {geo.duplicates[0]:.2f} mm along the normal) and no "
+                            "temporal tags to separate them into phases; choose another series "
+                            "with --series or remove the duplicates")
+    if not allow_gaps and geo.gaps:
+        where = "; ".join(f"between {a:.2f} and {b:.2f} mm" for a, b in geo.gaps[:5])
+        raise GeometryError(f"{name} has missing slices ({where} along the slice normal, "
+                            f"typical spacing {geo.spacing[2]:.3f} mm); check the export is "
+                            "complete, or pass --allow-gaps to interpolate across the gap onto a "
+                            "regular grid")
+    if not allow_gaps and geo.step_deviation > _MAX_DEVIATION:
+        raise GeometryError(f"{name} has irregular slice spacing (steps deviate up to "
+                            f"{100 * geo.step_deviation:.0f} % from {geo.spacing[2]:.3f} mm); "
+                            "pass --allow-gaps to interpolate onto a regular grid")
+
+
+def _check_matrix(series: Series, frames: list[Frame]) -> None:
+    sizes = {(f.rows, f.columns) for f in frames}
+    if len(sizes) > 1:
+        raise GeometryError(f"series #{series.index} mixes image sizes {sorted(sizes)}; choose "
+                            "another series with --series")
+    kinds = {(f.bits_allocated, f.signed) for f in frames}
+    if len(kinds) > 1:
+        raise DicomError(f"series #{series.index} mixes pixel formats {sorted(kinds)}; it "
+                         "cannot be loaded as one volume")
+
+
+# -- pixels ----------------------------------------------------------------------------------------
+def _stored_dtype(f: Frame) -> np.dtype:
+    if f.bits_allocated not in (8, 16, 32):
+        raise DicomError(f"{f.path}: BitsAllocated {f.bits_allocated} is not supported "
+                         "(expected 8, 16 or 32)")
+    kind = "i" if f.signed else "u"
+    return np.dtype(f"{kind}{f.bits_allocated // 8}")
+
+
+def _read_pixels(frames: list[Frame], *, threads: int | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Stored values ``[z, y, x]`` in one array, and per-slice (min, max)."""
+    for f in frames:
+        if f.transfer_syntax in _UNRELIABLE_SYNTAXES:
+            raise DicomError(
+                f"{f.path.name} uses {_UNRELIABLE_SYNTAXES[f.transfer_syntax]}, which the "
+                "installed decoders (pylibjpeg, GDCM, Pillow) cannot decode reliably; CardioPlan "
+                "refuses rather than risk wrong values.  Decompress the files with DCMTK "
+                "(`dcmdjpeg IN OUT`) and import the result")
+    dtype = _stored_dtype(frames[0])
+    first = frames[0]
+    stored = np.empty((len(frames), first.rows, first.columns), dtype=dtype)
+    ranges = np.zeros((len(frames), 2), dtype=np.float64)
+    direct = [k for k, f in enumerate(frames) if f.pixel_offset is not None
+              and f.transfer_syntax in _LE | {_BE}]
+    by_file: dict[Path, list[tuple[int, int]]] = defaultdict(list)
+    for k, f in enumerate(frames):
+        if f.pixel_offset is None or f.transfer_syntax not in _LE | {_BE}:
+            by_file[f.path].append((k, f.frame or 0))
+
+    def read_direct(k: int) -> None:
+        _read_raw(frames[k], stored[k])
+        ranges[k] = (stored[k].min(), stored[k].max())
+
+    def decode(item: tuple[Path, list[tuple[int, int]]]) -> None:
+        path, targets = item
+        arr = _decode_file(path, frames[targets[0][0]], len(targets))
+        for k, frame in targets:
+            src = arr[frame] if arr.ndim == 3 else arr
+            if src.shape != stored.shape[1:]:
+                raise DicomError(f"{path.name}: decoded frame has shape {src.shape}, the header "
+                                 f"says {stored.shape[1:]}; the file is corrupt")
+            stored[k] = src
+            ranges[k] = (stored[k].min(), stored[k].max())
+
+    jobs: list[Any] = [(read_direct, k) for k in direct] + [(decode, it) for it in by_file.items()]
+    workers = threads or min(8, 2 * (os.cpu_count() or 1))
+    if workers <= 1 or len(jobs) < 4:
+        for fn, arg in progress(jobs, desc="Loading slices", total=len(jobs), unit="file"):
+            fn(arg)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(fn, arg) for fn, arg in jobs]
+            for fut in progress(futures, desc="Loading slices", total=len(futures), unit="file"):
+                fut.result()
+    return stored, ranges
+
+
+def _read_raw(f: Frame, out: np.ndarray) -> None:
+    """Read uncompressed pixel data straight into ``out`` (one slice)."""
+    buf = memoryview(out).cast("B")
+    try:
+        with open(f.path, "rb") as fh:
+            fh.seek(f.pixel_offset or 0)
+            got = fh.readinto(buf)
+    except OSError as exc:
+        raise DicomError(f"cannot read {f.path}: {exc.strerror or exc}") from exc
+    if got != out.nbytes:
+        raise DicomError(f"{f.path} is truncated ({got} of {out.nbytes} pixel bytes); re-export "
+                         "the series")
+    if f.transfer_syntax == _BE:
+        out.byteswap(inplace=True)
+    _mask_bits(out, f)
+
+
+def _mask_bits(out: np.ndarray, f: Frame) -> None:
+    """Clear (or sign-extend) the bits above BitsStored, as the standard requires."""
+    spare = f.bits_allocated - f.bits_stored
+    if spare <= 0 or f.bits_allocated == 8:
+        return
+    if f.signed:
+        np.left_shift(out, spare, out=out)
+        np.right_shift(out, spare, out=out)
+    else:
+        np.bitwise_and(out, (1 << f.bits_stored) - 1, out=out)
+
+
+def _decode_file(path: Path, f: Frame, needed: int) -> np.ndarray:
+    """Decode the pixel data of one file with pydicom's plugins (all frames)."""
+    syntax = UID(f.transfer_syntax).name if f.transfer_syntax else "unknown syntax"
+    try:
+        ds = pydicom.dcmread(path)
+        arr = ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise DicomError(f"cannot decode {path} ({syntax}): {detail[:200]}; install the "
+                         "decoders with `pip install cardioplan[all]` (pylibjpeg, pyjpegls, "
+                         "python-gdcm), or decompress the files with DCMTK `dcmdjpeg`") from exc
+    if arr.ndim == 3 and int(ds.get("NumberOfFrames", 1) or 1) == 1:
+        raise DicomError(f"{path.name} is a colour image; CardioPlan loads greyscale scans")
+    info = np.iinfo(arr.dtype) if np.issubdtype(arr.dtype, np.integer) else None
+    if info is not None and f.bits_stored < f.bits_allocated:
+        lo, hi = int(arr.min()), int(arr.max())
+        limit_lo = -(1 << (f.bits_stored - 1)) if f.signed else 0
+        limit_hi = (1 << (f.bits_stored - 1)) - 1 if f.signed else (1 << f.bits_stored) - 1
+        if lo < limit_lo or hi > limit_hi:
+            raise DicomError(f"{path.name} ({syntax}) decoded to values {lo}..{hi}, outside the "
+                             f"{f.bits_stored}-bit range the header declares; the decoder output "
+                             "is not trustworthy, so the file is refused")
+    return arr
+
+
+def _rescale(stored: np.ndarray, frames: list[Frame], ranges: np.ndarray) -> np.ndarray:
+    """Apply slope/intercept, in place when the result fits the stored type's width."""
+    slopes = np.array([f.slope for f in frames], dtype=np.float64)
+    inters = np.array([f.intercept for f in frames], dtype=np.float64)
+    integral = bool(np.all(slopes == np.round(slopes)) and np.all(inters == np.round(inters)))
+    a = ranges[:, 0] * slopes + inters
+    b = ranges[:, 1] * slopes + inters
+    lo, hi = float(np.minimum(a, b).min()), float(np.maximum(a, b).max())
+    out_dtype = output_dtype(lo, hi, integral=integral, stored=stored.dtype)
+    identity = bool(np.all(slopes == 1) and np.all(inters == 0))
+    if identity and out_dtype == stored.dtype:
+        return stored
+    if integral and out_dtype.itemsize == stored.itemsize and out_dtype.kind in "iu":
+        # modular arithmetic on the unsigned view gives the exact result when it fits out_dtype
+        u = stored.view(np.dtype(f"u{stored.itemsize}"))
+        for (slope, inter), ks in _groups(slopes, inters).items():
+            sel = u if len(ks) == len(frames) else u[ks]
+            if slope != 1:
+                np.multiply(sel, np.array(int(slope) % (1 << (8 * stored.itemsize)),
+                                          dtype=u.dtype), out=sel, casting="unsafe")
+            if inter != 0:
+                np.add(sel, np.array(int(inter) % (1 << (8 * stored.itemsize)), dtype=u.dtype),
+                       out=sel, casting="unsafe")
+            if len(ks) != len(frames):
+                u[ks] = sel
+        return u.view(out_dtype)
+    out = np.empty(stored.shape, dtype=out_dtype)
+    work = np.float32 if out_dtype == np.float32 else np.int64
+    for k in range(stored.shape[0]):
+        out[k] = stored[k].astype(work) * work(slopes[k]) + work(inters[k])
+    return out
+
+
+def _groups(slopes: np.ndarray, inters: np.ndarray) -> dict[tuple[float, float], list[int]]:
+    groups: dict[tuple[float, float], list[int]] = defaultdict(list)
+    for k, (s, i) in enumerate(zip(slopes, inters, strict=True)):
+        groups[(float(s), float(i))].append(k)
+    return groups
+
+
+# -- image assembly --------------------------------------------------------------------------------
+def _to_image(values: np.ndarray, frames: list[Frame], geo: Any, *, allow_gaps: bool
+              ) -> tuple[sitk.Image, list[str]]:
+    notes: list[str] = []
+    spacing = geo.spacing or (1.0, 1.0, 1.0)
+    if frames[0].orientation is None or frames[0].position is None:
+        image = sitk.GetImageFromArray(values)
+        image.SetSpacing([float(s) for s in spacing])
+        return image, notes
+    row = np.asarray(frames[0].orientation[:3], dtype=float)
+    col = np.asarray(frames[0].orientation[3:], dtype=float)
+    normal = np.asarray(geo.normal, dtype=float)
+    origin = np.asarray(frames[0].position, dtype=float)
+    dists = np.array([np.dot(f.position, normal) for f in frames])  # type: ignore[arg-type]
+    if allow_gaps and (geo.gaps or geo.step_deviation > _SMALL):
+        values, dz = _regularise(values, dists, float(spacing[2]))
+        notes.append(f"slices interpolated onto a regular grid of {values.shape[0]} slices at "
+                     f"{dz:.3f} mm (linear, between the neighbouring acquired slices) because of "
+                     "missing slices / irregular spacing (--allow-gaps)")
+        spacing = (spacing[0], spacing[1], dz)
+    image = sitk.GetImageFromArray(values)
+    image.SetOrigin([float(v) for v in origin])
+    image.SetSpacing([float(s) for s in spacing])
+    image.SetDirection(_direction(row, col, normal))
+    if geo.tilt_deg > 0.1 and len(frames) > 1:
+        image = _untilt(image, frames, row, col, normal, float(spacing[2]))
+        notes.append(f"gantry tilt of {geo.tilt_deg:.2f} degrees corrected: slices resampled "
+                     "(linear) onto a grid perpendicular to the slice planes")
+    return image, notes
+
+
+def _direction(row: np.ndarray, col: np.ndarray, normal: np.ndarray) -> list[float]:
+    m = np.column_stack([row, col, normal])
+    return [float(v) for v in m.ravel()]
+
+
+def _regularise(values: np.ndarray, dists: np.ndarray, step: float) -> tuple[np.ndarray, float]:
+    """Linear interpolation along z onto positions ``d0 + j * step``."""
+    n = int(round((dists[-1] - dists[0]) / step)) + 1
+    dz = float((dists[-1] - dists[0]) / (n - 1)) if n > 1 else step
+    out = np.empty((n, *values.shape[1:]), dtype=values.dtype)
+    integer = np.issubdtype(values.dtype, np.integer)
+    for j in range(n):
+        z = dists[0] + j * dz
+        k = int(np.clip(np.searchsorted(dists, z, side="right") - 1, 0, len(dists) - 2))
+        w = float(np.clip((z - dists[k]) / (dists[k + 1] - dists[k]), 0.0, 1.0))
+        if w < 1e-6:
+            out[j] = values[k]
+        elif w > 1 - 1e-6:
+            out[j] = values[k + 1]
+        else:
+            mix = values[k].astype(np.float32) * (1 - w) + values[k + 1].astype(np.float32) * w
+            out[j] = np.rint(mix) if integer else mix
+    return out, dz
+
+
+def _untilt(image: sitk.Image, frames: list[Frame], row: np.ndarray, col: np.ndarray,
+            normal: np.ndarray, dz: float) -> sitk.Image:
+    """Resample a gantry-tilted stack onto the orthogonal grid (row, col, normal)."""
+    first = np.asarray(frames[0].position, dtype=float)
+    last = np.asarray(frames[-1].position, dtype=float)
+    step = (last - first) / (len(frames) - 1)
+    sheared = sitk.Image(image)
+    sheared.SetSpacing([image.GetSpacing()[0], image.GetSpacing()[1], float(np.linalg.norm(step))])
+    sheared.SetDirection(_direction(row, col, step / np.linalg.norm(step)))
+    fill = float(sitk.GetArrayViewFromImage(image).min())
+    target = sitk.Image(image.GetSize(), image.GetPixelID())
+    target.SetOrigin(image.GetOrigin())
+    target.SetSpacing([image.GetSpacing()[0], image.GetSpacing()[1], dz])
+    target.SetDirection(image.GetDirection())
+    return sitk.Resample(sheared, target, sitk.Transform(), sitk.sitkLinear, fill,
+                         image.GetPixelID())
+
+
+# -- provenance ------------------------------------------------------------------------------------
+def _provenance(series: Series, frames: list[Frame]) -> dict[str, Any]:
+    """What a later export (DICOM-SEG) needs to reference the source; no patient identity."""
+    files = []
+    for f in frames:
+        if not files or files[-1] != f.path:
+            files.append(f.path)
+    return {
+        "format": "dicom",
+        "series_index": series.index,
+        "series_number": series.series_number,
+        "series_uid": series.series_uid,
+        "study_uid": series.study_uid,
+        "frame_of_reference_uid": series.frame_of_reference_uid,
+        "sop_class_uid": series.sop_class_uid,
+        "sop_instance_uids": [f.sop_instance_uid for f in frames],
+        "frame_numbers": [f.frame + 1 for f in frames] if series.multiframe else None,
+        "files": [str(p) for p in files],
+        "transfer_syntaxes": series.transfer_syntaxes,
+        "multiframe": series.multiframe,
+        "slices": len(frames),
+    }

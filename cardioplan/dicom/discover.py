@@ -529,9 +529,9 @@ def _read_header(path: Path) -> tuple[Dataset | None, int | None]:
 
 def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:
     """Offset of uncompressed pixel data, checking that the file is not truncated."""
+    if at >= size and _sop_class(ds) in IMAGE_SOP_CLASSES:
+        raise DicomError("truncated: the file ends before its pixel data")
     if "Rows" not in ds or at >= size:
-        if "Rows" in ds and _sop_class(ds) in IMAGE_SOP_CLASSES:
-            raise DicomError("truncated: the file ends before its pixel data")
         return None
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax not in _UNCOMPRESSED_LE and syntax != _BIG_ENDIAN:

@@ -317,6 +317,10 @@ def _draw_chest(c: _Canvas) -> None:
     c.paint(sl, np.broadcast_to(ellipse(0, 38, 14.5, 13), shape2), _CORTEX, None)
     c.paint(sl, np.broadcast_to(ellipse(0, 38, 12.5, 11), shape2), _CANCELLOUS, None)
     c.paint(sl, np.broadcast_to(ellipse(0, 58, 6, 5), shape2), _CSF, None)
+    # intervertebral discs every 20 mm (soft tissue between the vertebral bodies)
+    body_xy = ellipse(0, 38, 14.5, 13)
+    disc = (np.abs(np.mod(z + 6.0, 20.0) - 10.0) <= 2.5) & body_xy
+    c.paint(sl, disc, _CARTILAGE, None)
     # sternum (anterior midline) with costal cartilage lateral to it
     c.paint(sl, np.broadcast_to(ellipse(0, -53, 10, 4.5), shape2), _CORTEX, None)
     c.paint(sl, np.broadcast_to(ellipse(0, -53, 8, 3), shape2), _CANCELLOUS, None)
@@ -356,11 +360,11 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     ra_r = (15.0, 14.0, 19.0)
     ra_top = ra_c + np.array([-3.0, 3.0, 17.0])
     ra_bottom = ra_c + np.array([0.0, 6.0, -16.0])
-    rv_c = base + a * 13 + s * 19
+    rv_c = base + a * 13 + s * 21
     rv_axes = np.array([a, s, t])
-    rv_r = (27.0, 14.0, 24.0)
+    rv_r = (27.0, 16.0, 24.0)
     aortic = base + s * 9 - t * 5
-    root = aortic - a * (W / 2)
+    root = aortic - a * W
     outflow = rv_c - t * 18 - a * 8 + s * 2
     valve = outflow + np.array([4.0, 3.0, 12.0])
     bif = np.array([10.0, 6.0, 38.0])
@@ -371,7 +375,7 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
          _IVCL, 2.0),
         ([root, root - a * 9 + (0, 0, 4), (-8, -6, 40), (-3, 0, 54), (8, 10, 57), (15, 22, 46),
           (15, 26, 20), (15, 26, -20), (13, 26, -90)],
-         [8.0, 9.0, 8.0, 7.5, 7.0, 6.5, 6.5, 6.5, 6.5], _BLOOD_L, _AO, 2.5),
+         [7.0, 10.0, 8.0, 7.5, 7.0, 6.5, 6.5, 6.5, 6.5], _BLOOD_L, _AO, 2.5),
         ([valve, valve + (2, 4, 8), bif], [7.5, 7.5, 7.0], _BLOOD_R, _PA, 2.0),
         ([bif, (28, 14, 36), (45, 20, 30)], [5.5, 5.0, 4.0], _BLOOD_R, _PA, 1.5),
         ([bif, (-8, 10, 36), (-26, 14, 34), (-42, 18, 30)], [5.5, 5.0, 5.0, 4.0], _BLOOD_R,
@@ -408,7 +412,7 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     mitral = base - s * 6 + t * 3
     _cylinder(c, mitral - a * (W + 4), mitral - a * (W / 2), 8.0, _BLOOD_L, _LA)
     _cylinder(c, mitral - a * (W / 2), mitral + a * 1, 8.0, _BLOOD_L, _LV)
-    tricuspid = base + s * 24 - t * 6
+    tricuspid = base + s * 26 - t * 6
     _cylinder(c, tricuspid - a * (rv_wall + 5), tricuspid - a * (rv_wall / 2), 8.5, _BLOOD_R,
               _RA)
     _cylinder(c, tricuspid - a * (rv_wall / 2), tricuspid + a * 1, 8.5, _BLOOD_R, _RV)
@@ -423,6 +427,7 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
         _cylinder(c, mid, base + a * h - t * 2 + s * (r_epi + 2), vsd_radius, _BLOOD_R, _RV)
 
     # great arteries: aortic root through the LV base plate; PA from a muscular infundibulum
+    _cylinder(c, aortic - a * W, aortic - a * (W / 2), 6.5, _BLOOD_L, _AO)
     _cylinder(c, aortic - a * (W / 2), aortic + a * 1, 6.5, _BLOOD_L, _LV)
     _vessel(c, [outflow, valve], [9.5, 10.0], _MYO, _MYOL)
     _vessel(c, [outflow, valve], [6.5, 7.0], _BLOOD_R, _RV)

@@ -36,7 +36,8 @@ from cardioplan.progress import progress
 
 __all__ = [
     "Frame", "Phase", "Geometry", "Series", "Skipped", "ScanResult",
-    "scan", "series_geometry", "split_phases", "orientation_label", "IMAGE_SOP_CLASSES",
+    "scan", "series_geometry", "split_phases", "orientation_label", "orthonormal",
+    "IMAGE_SOP_CLASSES",
 ]
 
 log = logging.getLogger(__name__)
@@ -410,10 +411,9 @@ def series_geometry(frames: list[Frame]) -> Geometry:
                                   "physical position of the slices is unknown (loaded with "
                                   "origin 0 and identity direction)"])
     distinct = _distinct_orientations(orientations)  # type: ignore[arg-type]
-    ref = np.asarray(distinct[0], dtype=float)
-    row, col = ref[:3], ref[3:]
+    main = next(o for o in orientations if _close(o, distinct[0]))  # type: ignore[arg-type]
+    row, col = orthonormal(main)  # type: ignore[arg-type]
     normal = np.cross(row, col)
-    normal /= np.linalg.norm(normal)
     pos = np.array([f.position for f in frames], dtype=float)
     dist = pos @ normal
     order = [int(i) for i in np.argsort(dist, kind="stable")]
@@ -806,10 +806,27 @@ def _distinct_orientations(orientations: list[tuple[float, ...]]) -> list[tuple[
     counts = Counter(tuple(round(v, 3) for v in o) for o in orientations)
     distinct: list[tuple[float, ...]] = []
     for key, _ in counts.most_common():
-        if not any(max(abs(a - b) for a, b in zip(key, d, strict=True)) <= 10 * _ORIENTATION_TOL
-                   for d in distinct):
+        if not any(_close(key, d) for d in distinct):
             distinct.append(key)
     return distinct
+
+
+def orthonormal(orientation: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column cosines of an ImageOrientationPatient, made exactly orthonormal.
+
+    DICOM stores them as decimal strings, so they are often off by ~1e-6; the column is
+    re-orthogonalised against the row (Gram-Schmidt) and both are normalised.
+    """
+    row = np.asarray(orientation[:3], dtype=float)
+    col = np.asarray(orientation[3:], dtype=float)
+    row /= np.linalg.norm(row)
+    col = col - (col @ row) * row
+    col /= np.linalg.norm(col)
+    return row, col
+
+
+def _close(a: Sequence[float], b: Sequence[float]) -> bool:
+    return max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 10 * _ORIENTATION_TOL
 
 
 def _pos_key(f: Frame) -> tuple[float, ...] | None:

@@ -26,7 +26,15 @@ import pydicom
 import SimpleITK as sitk
 from pydicom.uid import UID
 
-from cardioplan.dicom.discover import Frame, Phase, ScanResult, Series, scan, series_geometry
+from cardioplan.dicom.discover import (
+    Frame,
+    Phase,
+    ScanResult,
+    Series,
+    orthonormal,
+    scan,
+    series_geometry,
+)
 from cardioplan.errors import DicomError, GeometryError, InputError
 from cardioplan.progress import progress
 from cardioplan.volume import Volume
@@ -482,8 +490,7 @@ def _to_image(values: np.ndarray, frames: list[Frame], geo: Any, *, allow_gaps: 
         image = sitk.GetImageFromArray(values)
         image.SetSpacing([float(s) for s in spacing])
         return image, notes
-    row = np.asarray(frames[0].orientation[:3], dtype=float)
-    col = np.asarray(frames[0].orientation[3:], dtype=float)
+    row, col = orthonormal(frames[0].orientation)
     normal = np.asarray(geo.normal, dtype=float)
     origin = np.asarray(frames[0].position, dtype=float)
     dists = np.array([np.dot(f.position, normal) for f in frames])  # type: ignore[arg-type]

@@ -1,0 +1,195 @@
+"""Grow several structures at once from one click each ("grow from seeds"), for CT and MR.
+
+The method is a **marker-controlled watershed on the gradient magnitude** with competing
+markers: each seed is a small ball, and the voxels that are certainly *not* any clicked structure
+(darker than the tissue/blood threshold, or bright regions that hold no seed) form one background
+marker.  All markers flood the gradient-magnitude landscape together, so every boundary lands on
+the strongest edge between two markers: the blood/wall edge, and between two connected cavities
+the ridge of their shared partial-volume boundary (valve plane, septum).  This is the same family
+as 3D Slicer's "Grow from seeds" (competing fronts), needs no parameter per structure, runs in
+well under a second on MR volumes, and is intensity-scale invariant because thresholds come from
+the seeds' own intensities and a histogram (Otsu) of the region around them.  Measured
+alternatives are listed in ``docs/evaluation.md``.
+
+Axis convention: NumPy arrays here are ``[z, y, x]``; SimpleITK indices are ``(x, y, z)``;
+:func:`seed_indices` is the one place that converts.
+
+Examples
+--------
+>>> import SimpleITK as sitk
+>>> img = sitk.Image([9, 9, 9], sitk.sitkUInt8); img[2:7, 2:7, 2:7] = 1
+>>> deepest_point(img)
+(4.0, 4.0, 4.0)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage as ndi
+
+from cardioplan.errors import InputError
+from cardioplan.seeds import Seed
+
+__all__ = ["deepest_point", "seed_indices", "grow_from_seeds", "ball_offsets", "to_image",
+           "component_at"]
+
+log = logging.getLogger(__name__)
+
+
+def to_image(arr: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """Wrap a ``[z, y, x]`` array as an image on ``like``'s grid."""
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(like)
+    return out
+
+
+def deepest_point(mask: sitk.Image) -> tuple[float, float, float]:
+    """Physical point (LPS mm) of the deepest interior voxel of a mask.
+
+    The voxel farthest (in millimetres, with the image spacing) from the mask's boundary: the
+    standard simulated click of interactive-segmentation evaluation.  Ties go to the first voxel
+    in memory order, so the result is deterministic.
+
+    Raises
+    ------
+    InputError
+        The mask is empty.
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> m = sitk.Image([5, 5, 5], sitk.sitkUInt8); m[1:4, 1:4, 1:4] = 1
+    >>> deepest_point(m)
+    (2.0, 2.0, 2.0)
+    """
+    binary = sitk.Cast(sitk.NotEqual(mask, 0), sitk.sitkUInt8)
+    if not np.any(sitk.GetArrayViewFromImage(binary)):
+        raise InputError("cannot click inside an empty mask")
+    # pad (so the image border counts as outside) except along single-voxel axes (2D slices)
+    pad = [1 if n > 1 else 0 for n in binary.GetSize()]
+    padded = sitk.ConstantPad(binary, pad, pad, 0)
+    dist = sitk.SignedMaurerDistanceMap(padded, insideIsPositive=True, squaredDistance=False,
+                                        useImageSpacing=True)
+    arr = sitk.GetArrayFromImage(dist)
+    arr = arr[tuple(slice(p, n - p) for p, n in zip(reversed(pad), arr.shape, strict=True))]
+    z, y, x = np.unravel_index(int(np.argmax(arr)), arr.shape)
+    return tuple(float(c) for c in mask.TransformIndexToPhysicalPoint(
+        (int(x), int(y), int(z))))  # type: ignore[return-value]
+
+
+def seed_indices(image: sitk.Image, seeds: Sequence[Seed]) -> list[tuple[str, tuple[int, int, int]]]:
+    """Voxel index ``(z, y, x)`` of every seed, refusing seeds outside the image.
+
+    Raises
+    ------
+    InputError
+        A seed lies outside the image; the message names it and gives the image's extent.
+    """
+    out = []
+    size = image.GetSize()
+    for seed in seeds:
+        cidx = image.TransformPhysicalPointToContinuousIndex([float(c) for c in seed.point])
+        idx = [int(round(c)) for c in cidx]
+        if any(not 0 <= i < n for i, n in zip(idx, size, strict=True)):
+            lo = image.TransformIndexToPhysicalPoint((0, 0, 0))
+            hi = image.TransformIndexToPhysicalPoint([n - 1 for n in size])
+            raise InputError(
+                f"seed {seed.structure} at {tuple(round(c, 1) for c in seed.point)} mm lies "
+                f"outside the image (LPS extent {tuple(round(c, 1) for c in lo)} to "
+                f"{tuple(round(c, 1) for c in hi)} mm); click inside the scan")
+        out.append((seed.structure, (idx[2], idx[1], idx[0])))
+    return out
+
+
+def ball_offsets(radius_mm: float, spacing_zyx: Sequence[float]) -> np.ndarray:
+    """Integer ``(dz, dy, dx)`` offsets of a physical ball (at least the centre voxel)."""
+    r = [max(int(radius_mm // s), 0) for s in spacing_zyx]
+    grid = np.mgrid[-r[0]:r[0] + 1, -r[1]:r[1] + 1, -r[2]:r[2] + 1].reshape(3, -1).T
+    d2 = ((grid * np.asarray(spacing_zyx)) ** 2).sum(1)
+    return grid[d2 <= radius_mm ** 2]
+
+
+def _paint(markers: np.ndarray, centre: tuple[int, int, int], offsets: np.ndarray,
+           value: int, allowed: np.ndarray | None) -> None:
+    pts = np.asarray(centre) + offsets
+    keep = np.all((pts >= 0) & (pts < markers.shape), axis=1)
+    pts = pts[keep]
+    idx = tuple(pts.T)
+    if allowed is not None:
+        ok = allowed[idx]
+        ok[np.all(pts == centre, axis=1)] = True        # the click itself always counts
+        idx = tuple(pts[ok].T)
+    markers[idx] = value
+
+
+def grow_from_seeds(feature: np.ndarray, seeds: Mapping[int, Sequence[tuple[int, int, int]]],
+                    *, spacing_zyx: Sequence[float], background: np.ndarray | None = None,
+                    allowed: np.ndarray | None = None, seed_radius_mm: float = 2.0,
+                    cores: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
+    """Competing seeded watershed: one label per voxel reached from its own seeds.
+
+    Parameters
+    ----------
+    feature : ndarray ``[z, y, x]``
+        The landscape to flood, usually the gradient magnitude of the smoothed image.
+    seeds : mapping label -> list of ``(z, y, x)``
+        Label values (> 0) and their clicks.
+    spacing_zyx : sequence of float
+        Voxel spacing in mm (for the seed balls).
+    background : ndarray of bool, optional
+        Voxels known to belong to no seed (label 0 is returned there and floods from there).
+    allowed : ndarray of bool, optional
+        Seed balls are clipped to these voxels (e.g. the blood mask), the clicks themselves kept.
+    seed_radius_mm : float
+        Radius of the ball painted around each click.
+    cores : mapping label -> ndarray of bool, optional
+        Extra marker regions per label (e.g. a structure carried over from the next slice);
+        voxels claimed by two labels are left unmarked.
+
+    Returns
+    -------
+    ndarray of uint8 ``[z, y, x]``
+        The label of every voxel (0 = background).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = np.zeros((1, 5, 9), np.float32); f[0, :, 4] = 10   # a ridge between two basins
+    >>> lab = grow_from_seeds(f, {1: [(0, 2, 1)], 2: [(0, 2, 7)]}, spacing_zyx=(1, 1, 1))
+    >>> lab[0, 2].tolist()
+    [1, 1, 1, 1, 1, 2, 2, 2, 2]
+    """
+    markers = np.zeros(feature.shape, np.uint8)
+    bg_value = max([*seeds, *(cores or {})], default=0) + 1
+    if bg_value > 255:
+        raise InputError("too many seed labels (at most 254)")
+    if background is not None:
+        markers[background] = bg_value
+    if cores:
+        claims = np.zeros(feature.shape, np.uint8)
+        for value, core in cores.items():
+            claims += core.astype(np.uint8)
+            markers[core] = value
+        markers[claims > 1] = 0
+    offsets = ball_offsets(seed_radius_mm, spacing_zyx)
+    for value, points in seeds.items():
+        for p in points:
+            _paint(markers, p, offsets, value, allowed)
+    f_img = sitk.GetImageFromArray(np.ascontiguousarray(feature, dtype=np.float32))
+    m_img = sitk.GetImageFromArray(markers)
+    ws = sitk.MorphologicalWatershedFromMarkers(f_img, m_img, markWatershedLine=False,
+                                                fullyConnected=False)
+    out = sitk.GetArrayFromImage(ws)
+    out[out == bg_value] = 0
+    return out
+
+
+def component_at(mask: np.ndarray, points: Sequence[tuple[int, int, int]]) -> np.ndarray:
+    """The connected components (face connectivity) of ``mask`` that contain any of ``points``."""
+    lab, _ = ndi.label(mask)
+    ids = {int(lab[p]) for p in points} - {0}
+    return np.isin(lab, list(ids)) if ids else np.zeros_like(mask, bool)

@@ -222,7 +222,7 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
     crop = np.pad(np.ascontiguousarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]],
                                        dtype=np.uint8), 1)
     present = [int(v) for v in np.nonzero(np.bincount(crop.ravel(), minlength=256))[0] if v]
-    poly, relabelled = _manifold_net(crop, present)
+    poly, relabelled = _manifold_net(crop, present, [s.values for s in chosen])
     if smoothing is not None:
         poly = _smooth(poly, *smoothing)
     points = vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float64)
@@ -253,8 +253,9 @@ def _surface_net(crop: np.ndarray, values: list[int]) -> vtkPolyData:
     return poly
 
 
-def _manifold_net(crop: np.ndarray, values: list[int]) -> tuple[vtkPolyData, int]:
-    """Surface net whose every label is a closed 2-manifold, relabelling voxels where needed.
+def _manifold_net(crop: np.ndarray, values: list[int], sets: list[tuple[int, ...]]
+                  ) -> tuple[vtkPolyData, int]:
+    """Surface net whose every structure (``sets``) is a closed 2-manifold, relabelling voxels.
 
     Voxels of one label that touch only along an edge or at a corner (a 2x2 checkerboard) make
     the surface pinch there: the net either duplicates the vertex (leaving open edges) or shares
@@ -265,7 +266,7 @@ def _manifold_net(crop: np.ndarray, values: list[int]) -> tuple[vtkPolyData, int
     relabelled = 0
     for _round in range(_MAX_REPAIR_ROUNDS):
         poly = _surface_net(crop, values)
-        cells = _pinched_cells(poly)
+        cells = _pinched_cells(poly, sets)
         if len(cells) == 0:
             return poly, relabelled
         for x, y, z in cells:
@@ -279,11 +280,13 @@ def _manifold_net(crop: np.ndarray, values: list[int]) -> tuple[vtkPolyData, int
     return poly, relabelled
 
 
-def _pinched_cells(poly: vtkPolyData) -> np.ndarray:
-    """(x, y, z) low corners of the voxel cells where some label's surface is not a 2-manifold.
+def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray:
+    """(x, y, z) low corners of the voxel cells where a structure's surface is not a 2-manifold.
+
+    ``sets`` are the label values of each structure (one value, or a composite's members).
 
     Unsmoothed surface-net vertices sit at cell centres (``index + 0.5``): a duplicated vertex,
-    or an edge used by other than two triangles of one label, marks its cells.
+    or an edge used by other than two triangles of one structure, marks its cells.
     """
     points = vtk_to_numpy(poly.GetPoints().GetData())
     cell = np.floor(points).astype(np.int64)
@@ -297,12 +300,14 @@ def _pinched_cells(poly: vtkPolyData) -> np.ndarray:
     edges.sort(axis=1)
     n_points = len(points)
     edge_key = edges[:, 0] * n_points + edges[:, 1]
-    side_labels = np.concatenate([pairs, pairs, pairs])
-    keys = np.concatenate([edge_key + side_labels[:, 0] * n_points * n_points,
-                           edge_key + side_labels[:, 1] * n_points * n_points])
-    labels_of = np.concatenate([side_labels[:, 0], side_labels[:, 1]])
-    keys = keys[labels_of != 0]
-    uniq, n = np.unique(keys, return_counts=True)
+    side = np.concatenate([pairs, pairs, pairs])
+    keys = []
+    for i, values in enumerate(sets):
+        inside = np.zeros(256, dtype=bool)
+        inside[list(values)] = True
+        bounding = inside[side[:, 0]] != inside[side[:, 1]]
+        keys.append(edge_key[bounding] + i * n_points * n_points)
+    uniq, n = np.unique(np.concatenate(keys), return_counts=True)
     bad_edges = uniq[n != 2] % (n_points * n_points)
     bad_points[bad_edges // n_points] = True
     bad_points[bad_edges % n_points] = True
@@ -364,76 +369,94 @@ def allocate_budget(patch_sizes: dict[tuple[int, int], int],
 
     Every structure keeps the same fraction ``r`` of its triangles (a uniform density, i.e. a
     share proportional to its surface area) but at least ``min(floor, its triangles)``; a patch
-    shared by two structures keeps the larger of their fractions.  ``r`` is the largest value
-    whose total fits.
+    shared by two structures keeps the larger of their fractions and counts for both.  ``r``
+    is the largest value whose total fits.
 
     Raises
     ------
     MeshError
-        ``budget`` is below the sum of the floors; the message gives that minimum.
+        ``budget`` is below the total at ``r = 0`` (every structure at its floor); the
+        message gives that minimum.
 
     Examples
     --------
     >>> allocate_budget({(0, 1): 1000, (0, 2): 3000}, {"a": [(0, 1)], "b": [(0, 2)]}, 2000)
     {(0, 1): 500, (0, 2): 1500}
     """
-    full = {name: sum(patch_sizes[p] for p in ps) for name, ps in members.items()}
-    if sum(full.values()) <= budget:
+    if _plan_total(patch_sizes, members) <= budget:
         return dict(patch_sizes)
-    floors = {name: min(n, floor) for name, n in full.items()}
-    minimum = sum(floors.values())
+    minimum = _plan_total(_plan(patch_sizes, members, 0.0, floor), members)
     if minimum > budget:
-        raise MeshError(f"a budget of {budget} triangles is too small to keep {len(full)} "
-                        f"closed structures of at least {floor} triangles each; the minimum "
-                        f"that works is {minimum} (pass --budget {minimum} or more, or fewer "
-                        "--structures)")
-
-    def plan(r: float) -> dict[tuple[int, int], float]:
-        ratio: dict[tuple[int, int], float] = {}
-        for name, ps in members.items():
-            rs = max(r, floors[name] / full[name]) if full[name] else 1.0
-            for p in ps:
-                ratio[p] = min(1.0, max(ratio.get(p, 0.0), rs))
-        return ratio
-
-    def total(ratio: dict[tuple[int, int], float]) -> float:
-        return sum(patch_sizes[p] * ratio[p] for ps in members.values() for p in ps)
-
+        raise _too_small(budget, len(members), minimum, floor)
     lo, hi = 0.0, 1.0
     for _ in range(50):
         mid = 0.5 * (lo + hi)
-        if total(plan(mid)) <= budget:
+        if _plan_total(_plan(patch_sizes, members, mid, floor), members) <= budget:
             lo = mid
         else:
             hi = mid
-    ratio = plan(lo)
-    return {p: max(1, math.floor(patch_sizes[p] * ratio[p])) if p in ratio else n
-            for p, n in patch_sizes.items()}
+    counts = _plan(patch_sizes, members, lo, floor)
+    return {p: counts.get(p, n) for p, n in patch_sizes.items()}
+
+
+def _plan(patch_sizes: dict[tuple[int, int], int], members: dict[str, list[tuple[int, int]]],
+          r: float, floor: int) -> dict[tuple[int, int], int]:
+    """Triangles per patch when every structure keeps a fraction ``r`` (or its floor)."""
+    ratio: dict[tuple[int, int], float] = {}
+    for ps in members.values():
+        full = sum(patch_sizes[p] for p in ps)
+        rs = max(r, min(full, floor) / full) if full else 1.0
+        for p in ps:
+            ratio[p] = min(1.0, max(ratio.get(p, 0.0), rs))
+    return {p: max(1, math.ceil(patch_sizes[p] * ratio[p])) for p in ratio}
+
+
+def _plan_total(counts: dict[tuple[int, int], int],
+                members: dict[str, list[tuple[int, int]]]) -> int:
+    """Triangles of all structures together (a shared patch counts for each of them)."""
+    return sum(counts[p] for ps in members.values() for p in ps)
+
+
+def _too_small(budget: int, n_structures: int, minimum: int,
+               floor: int = MIN_TRIANGLES) -> MeshError:
+    return MeshError(f"a budget of {budget} triangles is too small to keep {n_structures} "
+                     f"closed structures (at least {floor} triangles each, and the "
+                     f"junctions between them); the minimum that works is {minimum} (pass "
+                     f"--budget {minimum} or more, or fewer --structures)")
 
 
 def _decimate(net: _Net, members: dict[str, list[tuple[tuple[int, int], bool]]],
               budget: int) -> _Net:
-    """Decimate every patch with locked borders so that the structures fit ``budget``."""
+    """Decimate every patch with locked borders so that the structures fit ``budget``.
+
+    Locked borders can keep a few more triangles than planned; the plan is then tightened,
+    but never below every structure's floor.  When even the floors do not fit, the error gives
+    the total they really need.
+    """
     used = {p for ps in members.values() for p, _ in ps}
     sizes = {p: len(f) for p, f in net.patches.items() if p in used}
     by_name = {name: [p for p, _ in ps] for name, ps in members.items()}
+
+    def kept(decimated: _Net) -> int:
+        return _plan_total({p: len(f) for p, f in decimated.patches.items()}, by_name)
+
+    if _plan_total(sizes, by_name) <= budget:
+        return net
+    floor_plan = _plan(sizes, by_name, 0.0, MIN_TRIANGLES)
+    floor_total = _plan_total(floor_plan, by_name)
     goal = budget
-    for _attempt in range(4):
-        targets = allocate_budget(sizes, by_name, goal)
-        if all(targets[p] >= sizes[p] for p in sizes):
-            return net
-        decimated = _decimate_patches(net, targets)
-        achieved = sum(len(decimated.patches[p]) for ps in by_name.values() for p in ps)
+    while goal >= floor_total:
+        decimated = _decimate_patches(net, allocate_budget(sizes, by_name, goal))
+        achieved = kept(decimated)
         if achieved <= budget:
             return decimated
         log.debug("decimation kept %d triangles for a budget of %d; tightening", achieved,
                   budget)
-        goal = int(goal * budget / achieved * 0.98)
-        if goal < 1:
+        if goal == floor_total:
             break
-    raise MeshError(f"could not decimate to {budget} triangles (the junctions between "
-                    f"structures alone need about {achieved}); pass --budget {achieved} or "
-                    "more, or fewer --structures")
+        goal = max(floor_total, int(goal * budget / achieved * 0.98))
+    needed = max(floor_total, kept(_decimate_patches(net, floor_plan)))
+    raise _too_small(budget, len(by_name), needed)
 
 
 def _decimate_patches(net: _Net, targets: dict[tuple[int, int], int]) -> _Net:
@@ -463,7 +486,7 @@ def _assemble(net: _Net, patches: list[tuple[tuple[int, int], bool]]) -> pv.Poly
     faces = np.concatenate([net.patches[p][:, ::-1] if flip else net.patches[p]
                             for p, flip in patches])
     points, faces = compact(net.points, faces)
-    surface = pv.PolyData.from_regular_faces(points, faces)
+    surface = pv.PolyData.from_regular_faces(points.astype(np.float32), faces)
     surface.point_data["Normals"] = vertex_normals(points, faces).astype(np.float32)
     surface.point_data.active_normals_name = "Normals"
     return surface

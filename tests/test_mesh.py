@@ -1,0 +1,184 @@
+"""Surfaces from label maps: analytic shapes, shared boundaries, budgets, bad input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from mesh_shapes import MIRRORED, ROTATED, nested_spheres
+
+from cardioplan.errors import InputError, MeshError
+from cardioplan.mesh import build_surfaces, mesh_quality
+from cardioplan.mesh.geometry import edge_topology
+from cardioplan.mesh.surfaces import MIN_TRIANGLES, allocate_budget
+
+CENTRE = np.array((3.2, -4.1, 10.3))
+
+
+def _faces(surface):
+    return surface.faces.reshape(-1, 4)[:, 1:]
+
+
+@pytest.fixture(scope="module")
+def spheres():
+    return nested_spheres()
+
+
+@pytest.fixture(scope="module")
+def full_res(spheres):
+    return build_surfaces(spheres, target="print")
+
+
+@pytest.mark.parametrize("direction", [ROTATED, MIRRORED])
+def test_sphere_matches_analytic_shape_within_a_fraction_of_a_voxel(direction):
+    labels = nested_spheres(direction=direction)
+    surfaces = build_surfaces(labels, target="print")
+    assert list(surfaces) == ["left_ventricle", "myocardium"]
+    voxel = max(labels.GetSpacing())
+    for name, radius in (("left_ventricle", 14.0), ("myocardium", 17.0)):
+        s = surfaces[name]
+        r = np.linalg.norm(s.points - CENTRE, axis=1)
+        if name == "myocardium":  # the shell has an inner and an outer wall
+            err = np.minimum(np.abs(r - 14.0), np.abs(r - 17.0))
+        else:
+            err = np.abs(r - radius)
+        assert err.mean() < 0.25 * voxel and err.max() < voxel, name
+        assert s.volume > 0  # outward normals even on a mirroring grid
+    lv = surfaces["left_ventricle"]
+    assert lv.volume / 1000 == pytest.approx(4 / 3 * np.pi * 14.0 ** 3 / 1000, rel=0.02)
+    shell = 4 / 3 * np.pi * (17.0 ** 3 - 14.0 ** 3)
+    assert surfaces["myocardium"].volume == pytest.approx(shell, rel=0.03)
+    # point normals face away from the centre on the ball
+    outward = np.einsum("ij,ij->i", lv.point_data["Normals"], lv.points - CENTRE)
+    assert (outward > 0).mean() > 0.99
+
+
+def test_surfaces_are_closed_manifolds_with_metadata(full_res):
+    for name, s in full_res.items():
+        topo = edge_topology(_faces(s))
+        assert topo["watertight"] and topo["manifold"] and topo["oriented"], name
+        assert s.field_data["structure"][0] == name
+        assert s.field_data["space"][0] == "LPS"
+    assert tuple(full_res["myocardium"].field_data["color"]) == (190, 140, 105)
+
+
+def test_smoothing_keeps_volume_of_thin_shell(spheres, full_res):
+    # the shell is ~3 voxels thick: Laplacian smoothing would thin it visibly
+    for name, value in (("left_ventricle", 1), ("myocardium", 5)):
+        q = mesh_quality(full_res[name], spheres, value)
+        assert abs(q["volume_difference_pct"]) < 1.0, (name, q)
+        assert abs(full_res[name].field_data["smoothing_volume_change_pct"][0]) < 1.0
+        assert q["mean_distance_mm"] < 0.3 * q["voxel_size_mm"], (name, q)
+        assert q["distance_ok"] and q["volume_ok"] and q["watertight"]
+
+
+def test_no_smoothing_reproduces_voxel_volume_exactly(spheres):
+    s = build_surfaces(spheres, smoothing="none", structures=["left_ventricle"])
+    q = mesh_quality(s["left_ventricle"], spheres, 1, distances=False)
+    assert abs(q["volume_difference_pct"]) < 1e-6
+
+
+@pytest.mark.parametrize("budget", [None, 6000])
+def test_neighbours_share_their_boundary_exactly(spheres, budget):
+    surfaces = build_surfaces(spheres, budget=budget)
+    lv, myo = surfaces["left_ventricle"], surfaces["myocardium"]
+    lv_pts = {tuple(p) for p in np.asarray(lv.points)}
+    myo_pts = {tuple(p) for p in np.asarray(myo.points)}
+    assert lv_pts <= myo_pts  # the LV wall IS the myocardium's inner wall: no gap, no overlap
+    lv_tris = {frozenset(map(tuple, lv.points[f])) for f in _faces(lv)}
+    myo_tris = {frozenset(map(tuple, myo.points[f])) for f in _faces(myo)}
+    assert lv_tris <= myo_tris
+
+
+def test_budget_holds_and_is_shared_by_area():
+    labels = nested_spheres(extra=6)
+    surfaces = build_surfaces(labels, budget=5000)
+    total = sum(s.n_cells for s in surfaces.values())
+    assert 0.9 * 5000 <= total <= 5000
+    lv, myo = surfaces["left_ventricle"], surfaces["myocardium"]
+    density = [s.n_cells / s.area for s in (lv, myo)]
+    assert density[0] == pytest.approx(density[1], rel=0.35)
+    full = build_surfaces(labels, target="print", structures=["aorta"])["aorta"].n_cells
+    assert surfaces["aorta"].n_cells >= min(MIN_TRIANGLES, full)  # the small box keeps its floor
+    for s in surfaces.values():
+        assert edge_topology(_faces(s))["watertight"]
+
+
+def test_budget_too_small_names_the_minimum(spheres):
+    with pytest.raises(MeshError, match=r"minimum that works is (\d+)") as info:
+        build_surfaces(spheres, budget=100)
+    minimum = int(info.value.args[0].split("minimum that works is ")[1].split()[0])
+    surfaces = build_surfaces(spheres, budget=minimum)
+    assert sum(s.n_cells for s in surfaces.values()) <= minimum
+    assert all(edge_topology(_faces(s))["watertight"] for s in surfaces.values())
+
+
+def test_allocate_budget_is_proportional_with_floors():
+    sizes = {(0, 1): 1000, (0, 2): 9000, (1, 2): 100}
+    members = {"a": [(0, 1), (1, 2)], "b": [(0, 2), (1, 2)]}
+    plan = allocate_budget(sizes, members, 2000, floor=50)
+    total = sum(plan[p] for ps in members.values() for p in ps)
+    assert total <= 2000 and total > 1900
+    assert plan[(0, 2)] / 9000 == pytest.approx(plan[(0, 1)] / 1000, rel=0.05)
+    assert allocate_budget(sizes, members, 10**6) == sizes
+    # a: 1100 triangles, floor 50 -> 4.5 %: 46 + 5 (shared); b: 50 + the same shared 5
+    with pytest.raises(MeshError, match="minimum that works is 106"):
+        allocate_budget(sizes, members, 99, floor=50)
+
+
+def test_composite_is_union_of_members(spheres):
+    s = build_surfaces(spheres, structures=["heart"], target="print")
+    assert list(s) == ["heart"]
+    assert s["heart"].volume == pytest.approx(4 / 3 * np.pi * 17.0 ** 3, rel=0.02)
+    assert list(s["heart"].field_data["label_values"]) == [1, 5]
+
+
+def test_pinched_voxels_are_repaired_to_watertight_surfaces():
+    arr = np.zeros((12, 12, 12), np.uint8)
+    arr[2:6, 2:6, 2:6] = 6
+    arr[6:10, 6:10, 6:10] = 6  # touches the first cube only at a corner
+    arr[2:6, 6:10, 2:6] = 7    # and a neighbour touching along an edge
+    img = sitk.GetImageFromArray(arr)
+    surfaces = build_surfaces(img, target="print")
+    for name, s in surfaces.items():
+        assert edge_topology(_faces(s))["watertight"], name
+        assert edge_topology(_faces(s))["manifold"], name
+
+
+def test_phantom_surfaces_meet_the_quality_goals(sample_data):
+    path = sample_data / "phantom" / "labels.nii.gz"
+    if not path.is_file():
+        pytest.skip("phantom labels not generated")
+    labels = sitk.ReadImage(str(path))
+    surfaces = build_surfaces(labels, target="standalone")
+    assert sum(s.n_cells for s in surfaces.values()) <= 250_000
+    for name, s in surfaces.items():
+        q = mesh_quality(s, labels, list(s.field_data["label_values"]))
+        assert q["watertight"] and q["manifold"], name
+        assert q["volume_ok"] and abs(q["volume_difference_pct"]) < 3.0, (name, q)
+        assert q["mean_distance_mm"] <= q["voxel_size_mm"], (name, q)
+
+
+def test_missing_structure_is_skipped_with_warning(spheres, caplog):
+    with caplog.at_level(logging.WARNING):
+        s = build_surfaces(spheres, structures=["aorta", "left_ventricle"])
+    assert list(s) == ["left_ventricle"]
+    assert "aorta" in caplog.text
+
+
+def test_empty_label_map_is_a_clear_error():
+    with pytest.raises(InputError, match="empty"):
+        build_surfaces(sitk.Image(10, 10, 10, sitk.sitkUInt8))
+
+
+def test_bad_options_are_clear_errors(spheres):
+    with pytest.raises(InputError, match="desktop, pcvr, standalone, print"):
+        build_surfaces(spheres, target="phone")
+    with pytest.raises(InputError, match="strong"):
+        build_surfaces(spheres, smoothing="extreme")
+    with pytest.raises(InputError, match="positive"):
+        build_surfaces(spheres, budget=0)
+    with pytest.raises(InputError, match="known structures"):
+        build_surfaces(spheres, structures=["liver"])

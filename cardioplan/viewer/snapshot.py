@@ -1,0 +1,172 @@
+"""Off-screen rendering of the viewer's scene (EGL, no display needed): snapshots for scripts,
+CI and the HTML report.
+
+Examples
+--------
+>>> render_snapshot(case, "front.png", view="anterior", size=(800, 600))   # doctest: +SKIP
+PosixPath('front.png')
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from cardioplan.case import Case
+from cardioplan.errors import InputError
+from cardioplan.fileio import atomic_path
+from cardioplan.plan import Plan, RehearsalStep, load_plan
+from cardioplan.viewer.scene import Scene, SceneData, ensure_offscreen_backend, load_scene_data
+from cardioplan.viewer.slices import SliceSpec
+from cardioplan.viewer.state import SceneState, scene_state
+
+__all__ = ["OffscreenRenderer", "render_snapshot", "parse_size", "write_png", "iter_views",
+           "DEFAULT_SIZE"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SIZE = (1024, 768)
+_MAX_SIDE = 8192
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``WxH`` (pixels) as given to ``--size``.
+
+    Examples
+    --------
+    >>> parse_size("800x600")
+    (800, 600)
+    """
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or not all(16 <= s <= _MAX_SIDE for s in size):
+        raise InputError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels (16..{_MAX_SIDE}), "
+                         "e.g. 1024x768")
+    return size
+
+
+def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:
+    """Write an RGB array as a PNG, atomically."""
+    from PIL import Image
+
+    out = Path(path)
+    with atomic_path(out, suffix=".png") as tmp:
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format="PNG")
+    return out
+
+
+class OffscreenRenderer:
+    """An off-screen plotter with the scene of ``data``; render many views cheaply.
+
+    Use it as a context manager so the render window is released::
+
+        with OffscreenRenderer(data, size=(800, 600)) as r:
+            front = r.render(scene_state(plan, data.structures, view="anterior"), plan)
+    """
+
+    def __init__(self, data: SceneData, *, size: tuple[int, int] = DEFAULT_SIZE) -> None:
+        ensure_offscreen_backend()
+        import pyvista as pv
+
+        self.plotter = pv.Plotter(off_screen=True, window_size=list(size))
+        self.scene = Scene(self.plotter, data)
+
+    def render(self, state: SceneState, plan: Plan, *, view: str | None = None) -> np.ndarray:
+        """RGB image (H x W x 3 uint8) of ``state`` from ``view`` (default: the state's view,
+        else anterior)."""
+        self.scene.apply(state, plan)
+        self.scene.show_view(view or state.view or "anterior", plan)
+        if any(s.visible and s.opacity < 1.0 for s in state.styles.values()):
+            self.plotter.enable_depth_peeling()
+        self.plotter.render()
+        return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
+
+    def close(self) -> None:
+        self.plotter.close()
+
+    def __enter__(self) -> OffscreenRenderer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _step(plan: Plan, key: str | None) -> RehearsalStep | None:
+    if key is None:
+        return None
+    for i, step in enumerate(plan.steps, start=1):
+        if key in (step.id, step.title, str(i)):
+            return step
+    raise InputError(f"the plan has no rehearsal step {key!r}; it has "
+                     f"{len(plan.steps)} step(s): "
+                     + (", ".join(f"{i}. {s.title}" for i, s in enumerate(plan.steps, 1))
+                        or "none"))
+
+
+def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLike[str], *,
+                    view: str | None = None, size: tuple[int, int] = DEFAULT_SIZE,
+                    structures: Sequence[str] | None = None, clip: bool = False,
+                    slice: SliceSpec | None = None, step: str | None = None,
+                    annotations: bool = True) -> Path:
+    """Render a case's scene off-screen to a PNG.
+
+    Parameters
+    ----------
+    case : Case or path-like
+        The case (it needs meshes; the slice also needs the image).
+    output : path-like
+        PNG to write (atomically).
+    view : str, optional
+        Camera preset (``anterior``, ``lao``...) or a view saved in the plan; default the
+        step's view, else ``anterior``.
+    size : (width, height)
+        Image size in pixels.
+    structures : list of str, optional
+        Show only these structures (default: as the plan shows them).
+    clip : bool
+        Apply the plan's enabled cut planes.
+    slice : SliceSpec, optional
+        Show an image slice with label outlines in the 3D scene.
+    step : str, optional
+        A rehearsal step (number from 1, id or title): its structures, cut planes and view.
+    annotations : bool
+        Draw the plan's landmarks, measurements and seeds.
+
+    Returns
+    -------
+    Path
+        ``output``.
+
+    Raises
+    ------
+    CaseError
+        The case has no meshes (the message says how to make them) or its plan is unreadable.
+    InputError
+        Unknown view, structure or step.
+    """
+    case = case if isinstance(case, Case) else Case.open(case)
+    plan = load_plan(case)
+    data = load_scene_data(case, with_image=slice is not None)
+    state = scene_state(plan, data.structures, only=structures, clip=clip,
+                        step=_step(plan, step), slice=slice, view=view)
+    if not annotations:
+        state = replace(state, show_annotations=False)
+    with OffscreenRenderer(data, size=size) as renderer:
+        rgb = renderer.render(state, plan)
+    log.info("rendered %s view of %s (%dx%d)", state.view or "anterior", case.path, *size)
+    return write_png(output, rgb)
+
+
+def iter_views(renderer: OffscreenRenderer, plan: Plan, state: SceneState,
+               views: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
+    """Render ``state`` from each of ``views`` in turn."""
+    for view in views:
+        yield view, renderer.render(state, plan, view=view)

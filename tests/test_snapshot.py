@@ -1,0 +1,201 @@
+"""Off-screen rendering of the viewer's scene (real VTK/EGL rendering of the phantom case)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+from viewer_helpers import centroid, color_mask, exact_color_mask, make_phantom_case
+
+from cardioplan.cli import main
+from cardioplan.labels import LABELS
+from cardioplan.plan import CutPlane, Plan, edit_plan
+from cardioplan.viewer.camera import project_point
+from cardioplan.viewer.scene import camera_for, load_scene_data
+from cardioplan.viewer.slices import SliceSpec
+from cardioplan.viewer.snapshot import OffscreenRenderer
+from cardioplan.viewer.state import scene_state
+
+SIZE = (320, 240)
+HEART = ["left_ventricle", "right_ventricle", "left_atrium", "right_atrium", "myocardium",
+         "aorta", "pulmonary_artery", "superior_vena_cava", "inferior_vena_cava"]
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory):
+    return make_phantom_case(tmp_path_factory.mktemp("snap") / "phantom")
+
+
+@pytest.fixture(scope="module")
+def data(case):
+    return load_scene_data(case, with_image=True)
+
+
+@pytest.fixture(scope="module")
+def renderer(data):
+    with OffscreenRenderer(data, size=SIZE) as r:
+        yield r
+
+
+def _project(data, plan: Plan, view: str, visible: list[str], point) -> tuple[float, float]:
+    camera = camera_for(view, plan, data.bounds(visible))
+    return project_point(camera, point, SIZE)
+
+
+def test_left_ventricle_appears_on_the_viewers_right_from_anterior(renderer, data) -> None:
+    plan = Plan()
+    shown = ["left_ventricle", "right_ventricle"]
+    rgb = renderer.render(scene_state(plan, data.structures, only=shown), plan, view="anterior")
+    lv = color_mask(rgb, "left_ventricle", shown)
+    rv = color_mask(rgb, "right_ventricle", shown)
+    assert lv.sum() > 300 and rv.sum() > 300
+    # patient's left is the viewer's right from the front
+    assert centroid(lv)[0] > centroid(rv)[0] + 10
+    # alone, the LV colour sits where its geometry projects
+    rgb = renderer.render(scene_state(plan, data.structures, only=shown[:1]), plan,
+                          view="anterior")
+    expected = _project(data, plan, "anterior", shown[:1],
+                        np.asarray(data.meshes["left_ventricle"].center))
+    got = centroid(color_mask(rgb, "left_ventricle", shown))
+    assert abs(got[0] - expected[0]) < 0.08 * SIZE[0]
+    assert abs(got[1] - expected[1]) < 0.08 * SIZE[1]
+    # from behind, the sides swap
+    rgb = renderer.render(scene_state(plan, data.structures, only=shown), plan,
+                          view="posterior")
+    assert centroid(color_mask(rgb, "left_ventricle", shown))[0] < \
+        centroid(color_mask(rgb, "right_ventricle", shown))[0] - 10
+
+
+def test_hiding_a_structure_removes_its_colour(renderer, data) -> None:
+    plan = Plan()
+    before = renderer.render(scene_state(plan, data.structures), plan, view="posterior")
+    plan.set_display("aorta", visible=False)
+    after = renderer.render(scene_state(plan, data.structures), plan, view="posterior")
+    among = [s for s in HEART if s in data.structures]
+    assert color_mask(before, "aorta", among).sum() > 400
+    assert color_mask(after, "aorta", among).sum() < 15  # legend entry gone too
+    assert color_mask(after, "left_atrium", among).sum() > 100  # the rest is still there
+
+
+def test_cut_plane_removes_pixels_on_one_side(renderer, data) -> None:
+    shown = ["left_ventricle"]
+    center = np.asarray(data.meshes["left_ventricle"].center)
+    plan = Plan()
+    full = color_mask(renderer.render(scene_state(plan, data.structures, only=shown), plan,
+                                      view="anterior"), "left_ventricle", HEART)
+    # keep the patient's left half (+x): the viewer's left half of the LV must vanish
+    plan.cut_planes.append(CutPlane(name="sagittal", origin=tuple(center), normal=(1, 0, 0),
+                                    structures=["left_ventricle"]))
+    cut = color_mask(renderer.render(scene_state(plan, data.structures, only=shown), plan,
+                                     view="anterior"), "left_ventricle", HEART)
+    col = _project(data, plan, "anterior", shown, center)[0]
+    cols = np.arange(SIZE[0])[None, :]
+    left_side, right_side = cols < col - 4, cols > col + 4
+    assert (full & left_side).sum() > 300
+    assert (cut & left_side).sum() < 0.02 * (full & left_side).sum()
+    assert (cut & right_side).sum() > 0.6 * (full & right_side).sum()
+    # a plane that clips another structure leaves the LV alone; a disabled plane does nothing
+    for plane in (replace(plan.cut_planes[0], structures=["aorta"]),
+                  replace(plan.cut_planes[0], enabled=False)):
+        plan.cut_planes[0] = plane
+        again = color_mask(renderer.render(scene_state(plan, data.structures, only=shown),
+                                           plan, view="anterior"), "left_ventricle", HEART)
+        assert (again & left_side).sum() > 0.9 * (full & left_side).sum()
+
+
+def test_slice_shows_intensities_and_outlines_in_place(renderer, data, case) -> None:
+    plan = Plan()
+    labels = sitk.GetArrayFromImage(data.labels)  # LPS-oriented: z=S, y=P, x=L
+    image = sitk.GetArrayFromImage(data.image)
+    lv_value = LABELS["left_ventricle"].value
+    k = int(np.argmax((labels == lv_value).sum(axis=(1, 2))))  # the LV's largest axial slice
+    lv = labels[k] == lv_value
+    # the LV voxel farthest from the LV boundary on that slice: surely blood, far from edges
+    dist = sitk.GetArrayFromImage(sitk.SignedMaurerDistanceMap(
+        sitk.GetImageFromArray(lv.astype(np.uint8)), insideIsPositive=True,
+        squaredDistance=False, useImageSpacing=False))
+    j, i = np.unravel_index(np.argmax(dist), dist.shape)
+    inside = data.image.TransformIndexToPhysicalPoint((int(i), int(j), k))
+    air_j, air_i = np.argwhere(image[k] < -900)[0]
+    air = data.image.TransformIndexToPhysicalPoint((int(air_i), int(air_j), k))
+
+    state = scene_state(plan, data.structures, only=[], slice=SliceSpec("axial", k))
+    rgb = renderer.render(state, plan, view="inferior")
+    col, row = _project(data, plan, "inferior", [], inside)
+    pixel = rgb[int(round(row)), int(round(col))].astype(int)
+    assert pixel.min() > 170 and np.ptp(pixel) < 10, f"blood should be bright grey: {pixel}"
+    col, row = _project(data, plan, "inferior", [], air)
+    assert rgb[int(round(row)), int(round(col))].max() < 30
+    outline = exact_color_mask(rgb, LABELS["left_ventricle"].color)
+    assert outline.sum() > 20
+    ys, xs = np.nonzero(lv)
+    lv_center = data.image.TransformContinuousIndexToPhysicalPoint(
+        (float(xs.mean()), float(ys.mean()), float(k)))
+    expected = _project(data, plan, "inferior", [], lv_center)
+    got = centroid(outline)
+    assert abs(got[0] - expected[0]) < 6 and abs(got[1] - expected[1]) < 6
+
+
+def test_snapshot_command_writes_the_png(case, tmp_path: Path) -> None:
+    out = tmp_path / "lao.png"
+    assert main(["snapshot", str(case.path), "-o", str(out), "--view", "lao", "--size",
+                 "300x200", "--structures", "aorta", "pulmonary_artery"]) == 0
+    rgb = np.asarray(Image.open(out).convert("RGB"))
+    assert rgb.shape == (200, 300, 3)
+    among = ["aorta", "pulmonary_artery", "left_ventricle"]
+    assert color_mask(rgb, "aorta", among).sum() > 300
+    assert color_mask(rgb, "left_ventricle", among).sum() < 10
+
+
+def test_snapshot_uses_the_plans_saved_view_and_step(case, tmp_path: Path) -> None:
+    from cardioplan.plan import RehearsalStep, SavedView
+
+    data = load_scene_data(case)
+    camera = camera_for("left", Plan(), data.bounds())
+
+    def change(plan: Plan) -> None:
+        plan.upsert_view(SavedView(name="surgeon", camera=camera))
+        plan.steps.append(RehearsalStep(title="Aorta only", view="surgeon", visible=["aorta"]))
+
+    edit_plan(case, change)
+    try:
+        out = tmp_path / "step.png"
+        assert main(["snapshot", str(case.path), "-o", str(out), "--step", "1",
+                     "--size", "300x200"]) == 0
+        rgb = np.asarray(Image.open(out).convert("RGB"))
+        assert color_mask(rgb, "aorta", HEART).sum() > 300
+        assert color_mask(rgb, "myocardium", HEART).sum() < 10
+        assert main(["snapshot", str(case.path), "-o", str(out), "--step", "7"]) == 1
+    finally:
+        case.plan_path.unlink()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--view", "sideways"], "unknown view 'sideways'"),
+    (["--size", "12x9000"], None),  # argparse usage error: exit 2
+    (["--slice", "oblique:3"], None),
+])
+def test_snapshot_bad_options(case, tmp_path: Path, argv, message, caplog) -> None:
+    out = tmp_path / "x.png"
+    if message is None:
+        with pytest.raises(SystemExit) as info:
+            main(["snapshot", str(case.path), "-o", str(out), *argv])
+        assert info.value.code == 2
+    else:
+        assert main(["snapshot", str(case.path), "-o", str(out), *argv]) == 1
+        assert message in caplog.text
+    assert not out.exists()
+
+
+def test_case_without_meshes_explains_how_to_make_them(tmp_path: Path, caplog) -> None:
+    from cardioplan.case import Case
+
+    with Case.create(tmp_path / "bare"):
+        pass
+    assert main(["snapshot", str(tmp_path / "bare"), "-o", str(tmp_path / "x.png")]) == 1
+    assert "cardioplan mesh" in caplog.text
+    assert not (tmp_path / "x.png").exists()

@@ -352,10 +352,10 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     base = np.array([4.0, 4.0, 2.0])  # centre of the LV base (mitral-aortic plane)
     L, R, W = 31.0, 15.5, 6.0  # LV cavity length/radius, LV wall
     rv_wall, atrial_wall = 4.0, 3.0
-    la_c = base - a * 22 - t * 2 - s * 9 + np.array([4.0, 6.0, 0.0])
+    la_c = base - a * 22 - t * 2 - s * 9 + np.array([4.0, 1.0, 0.0])
     la_axes = np.array([_unit((1, 0, 0)), _unit((0, 1, 0.2)), _unit((0, -0.2, 1))])
     la_r = (19.0, 12.5, 14.0)
-    ra_c = base - a * 14 + s * 20 - t * 6 + np.array([-10.0, 2.0, 0.0])
+    ra_c = base - a * 14 + s * 20 - t * 6 + np.array([-15.0, 2.0, 0.0])
     ra_axes = np.array([_unit((1, 0.3, 0)), _unit((-0.3, 1, 0)), _unit((0, 0, 1))])
     ra_r = (15.0, 14.0, 19.0)
     ra_top = ra_c + np.array([-3.0, 3.0, 17.0])
@@ -373,10 +373,10 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
         ([(-24, 2, 90), (-23, 2, 50), ra_top + (0, 0, 8), ra_top], [7.0] * 4, _SVC, _SVCL, 2.0),
         ([(-6, 20, -90), (-6, 18, -45), ra_bottom - (0, 0, 8), ra_bottom], [8.5] * 4, _IVC,
          _IVCL, 2.0),
-        ([root, root - a * 9 + (0, 0, 4), (-8, -6, 40), (-3, 0, 54), (8, 10, 57), (15, 22, 46),
-          (15, 26, 20), (15, 26, -20), (13, 26, -90)],
-         [7.0, 10.0, 8.0, 7.5, 7.0, 6.5, 6.5, 6.5, 6.5], _BLOOD_L, _AO, 2.5),
-        ([valve, valve + (2, 4, 8), bif], [7.5, 7.5, 7.0], _BLOOD_R, _PA, 2.0),
+        ([root, root + (3, -4, 9), (-8, -6, 40), (-1, -1, 55), (9, 10, 57), (17, 22, 46),
+          (19, 27, 20), (19, 27, -20), (17, 27, -90)],
+         [7.0, 8.5, 8.0, 7.5, 7.0, 6.5, 6.5, 6.5, 6.5], _BLOOD_L, _AO, 2.5),
+        ([valve, valve + (6, 2, 8), bif], [7.0, 7.0, 7.0], _BLOOD_R, _PA, 2.0),
         ([bif, (28, 14, 36), (45, 20, 30)], [5.5, 5.0, 4.0], _BLOOD_R, _PA, 1.5),
         ([bif, (-8, 10, 36), (-26, 14, 34), (-42, 18, 30)], [5.5, 5.0, 5.0, 4.0], _BLOOD_R,
          _PA, 1.5),
@@ -392,6 +392,10 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     for knots, radii, _, _, fat in vessels:
         _vessel(c, knots, [r + fat for r in radii], _FAT, None)
 
+    # great arteries first, each with a 1.5 mm wall: walls painted later keep them apart
+    for knots, radii, tissue, label, _ in vessels[2:]:
+        _vessel(c, knots, [r + 1.5 for r in radii], _MUSCLE, None)
+        _vessel(c, knots, radii, tissue, label)
     # atria: the ventricles and their base plates overwrite any overlap
     _ellipsoid(c, la_c, la_axes, [r + atrial_wall for r in la_r], _MYO, _MYOL)
     _ellipsoid(c, ra_c, ra_axes, [r + atrial_wall for r in ra_r], _MYO, _MYOL)
@@ -431,5 +435,6 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     _cylinder(c, aortic - a * (W / 2), aortic + a * 1, 6.5, _BLOOD_L, _LV)
     _vessel(c, [outflow, valve], [9.5, 10.0], _MYO, _MYOL)
     _vessel(c, [outflow, valve], [6.5, 7.0], _BLOOD_R, _RV)
-    for knots, radii, tissue, label, _ in vessels[2:]:
-        _vessel(c, knots, radii, tissue, label)
+    trunk = [valve, valve + (6, 2, 8)]
+    _vessel(c, trunk, [8.5, 8.5], _MUSCLE, None)
+    _vessel(c, trunk, [7.0, 7.0], _BLOOD_R, _PA)

@@ -421,8 +421,9 @@ class Interaction:
 
     def replace_plan(self, plan: Plan) -> None:
         """Adopt a plan saved by someone else (keeps the local model pose while grabbing)."""
-        if self._grab is not None and self.plan.model_pose is not None:
-            plan.model_pose = self.plan.model_pose
+        if self.plan.model_pose is not None and (self._grab is not None
+                                                 or plan.model_pose is None):
+            plan.model_pose = self.plan.model_pose  # keep the heart where the user holds it
         self.plan = plan
         self.state.step = min(self.state.step, max(len(plan.steps) - 1, 0))
         if self.state.selected and self.state.selected not in self.structures:

@@ -35,7 +35,7 @@ from cardioplan.errors import RuntimeMissingError
 __all__ = [
     "EXT_OPENGL", "EXT_EGL", "EXT_DEPTH", "EXT_HEADLESS", "EXT_TIMESPEC",
     "Lifecycle", "EyeSwapchain", "XrSession", "runtime_diagnosis", "instance_extensions",
-    "COLOR_FORMATS", "DEPTH_FORMATS", "choose_format",
+    "COLOR_FORMATS", "DEPTH_FORMATS", "choose_format", "check_runtime", "explain_missing_runtime",
 ]
 
 log = logging.getLogger(__name__)
@@ -602,3 +602,77 @@ class XrSession:
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def check_runtime() -> dict[str, Any]:
+    """What the OpenXR runtime offers: name, headset, view sizes, extensions, graphics bindings.
+
+    Raises
+    ------
+    RuntimeMissingError
+        No runtime could be loaded (the message says what is missing), or it has no headset.
+
+    Examples
+    --------
+    >>> check_runtime()["graphics"]["egl"]          # doctest: +SKIP
+    True
+    """
+    import sys
+
+    import xr
+
+    exts = instance_extensions()
+    info: dict[str, Any] = {
+        "runtime": None, "system": None, "views": [], "reference_spaces": [],
+        "extensions": sorted(exts),
+        "graphics": {
+            "egl": EXT_OPENGL in exts and EXT_EGL in exts,
+            "glx": EXT_OPENGL in exts and sys.platform.startswith("linux"),
+            "wgl": EXT_OPENGL in exts and sys.platform == "win32",
+        },
+        "depth_layers": EXT_DEPTH in exts,
+        "headless": EXT_HEADLESS in exts,
+        "diagnosis": runtime_diagnosis(),
+    }
+    enable = [e for e in (EXT_HEADLESS, EXT_OPENGL) if e in exts]
+    try:
+        instance = xr.create_instance(xr.InstanceCreateInfo(
+            application_info=xr.ApplicationInfo(application_name="CardioPlan check",
+                                                engine_name="CardioPlan",
+                                                api_version=xr.Version(1, 0, 0)),
+            enabled_extension_names=enable))
+    except xr.XrException as exc:
+        raise RuntimeMissingError(explain_missing_runtime(_xr_error_text(exc))) from None
+    try:
+        props = xr.get_instance_properties(instance)
+        info["runtime"] = f"{_s(props.runtime_name)} {xr.Version(props.runtime_version)}"
+        try:
+            system = xr.get_system(instance, xr.SystemGetInfo(
+                form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
+        except xr.XrException as exc:
+            raise RuntimeMissingError(f"the OpenXR runtime ({info['runtime']}) reports no "
+                                      f"headset ({_xr_error_text(exc)}): connect and switch on "
+                                      "the headset, or start the runtime's simulated device") \
+                from None
+        sp = xr.get_system_properties(instance, system)
+        info["system"] = _s(sp.system_name)
+        info["tracking"] = {"orientation": bool(sp.tracking_properties.orientation_tracking),
+                            "position": bool(sp.tracking_properties.position_tracking)}
+        info["views"] = [
+            {"width": v.recommended_image_rect_width, "height": v.recommended_image_rect_height}
+            for v in xr.enumerate_view_configuration_views(
+                instance, system, xr.ViewConfigurationType.PRIMARY_STEREO)]
+        if EXT_OPENGL in exts:
+            req = xr.get_opengl_graphics_requirements_khr(instance, system)
+            lo = xr.Version(req.min_api_version_supported)
+            info["opengl_min"] = f"{lo.major}.{lo.minor}"
+        if EXT_HEADLESS in exts:  # a session without graphics lists the reference spaces
+            session = xr.create_session(instance, xr.SessionCreateInfo(system_id=system))
+            try:
+                info["reference_spaces"] = [xr.ReferenceSpaceType(r).name
+                                            for r in xr.enumerate_reference_spaces(session)]
+            finally:
+                xr.destroy_session(session)
+    finally:
+        xr.destroy_instance(instance)
+    return info

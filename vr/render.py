@@ -1,0 +1,617 @@
+"""Draw the heart for one eye with moderngl on the session's GL context.
+
+What is drawn, in order:
+
+1. opaque structures (depth-tested, depth-written);
+2. the CT/MR slice on the first active cut plane (an oblique slice sampled from a 3D texture);
+3. transparent structures sorted back to front by their distance to the eye, each drawn back
+   faces first, then front faces, without depth writes — nested structures (chambers inside the
+   myocardium) blend in the right order;
+4. overlays: measurement lines and end points, landmarks, controller rays and tips, the cut
+   plane held in the hand, text labels (textured quads facing the head) and the menu panel.
+
+Lighting is a head-mounted key light with Blinn-Phong highlights and a hemispheric ambient term;
+back faces (what a cut opens up) are drawn darker so the inside of a chamber reads as inside.
+Clip planes are evaluated per fragment in patient space, per structure.  Label colours are
+sRGB; the shader works in linear light and the sRGB swapchain encodes on write
+(``GL_FRAMEBUFFER_SRGB``), or the shader encodes itself for a linear target.
+
+Everything the renderer needs per frame is the plain :class:`SceneFrame`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from vr import xrmath
+from vr.xrmath import Pose
+
+__all__ = ["StructureStyle", "Label", "SceneFrame", "MenuImage", "Renderer", "mesh_arrays",
+           "MAX_CLIP_PLANES"]
+
+log = logging.getLogger(__name__)
+
+MAX_CLIP_PLANES = 4
+GL_FRAMEBUFFER_SRGB = 0x8DB9
+Color = tuple[int, int, int]
+
+_MESH_VS = """
+#version 330
+uniform mat4 u_model;
+uniform mat4 u_viewproj;
+uniform mat3 u_normal_matrix;
+in vec3 in_pos;
+in vec3 in_norm;
+out vec3 v_world;
+out vec3 v_normal;
+out vec3 v_model;
+void main() {
+    v_model = in_pos;
+    vec4 w = u_model * vec4(in_pos, 1.0);
+    v_world = w.xyz;
+    v_normal = u_normal_matrix * in_norm;
+    gl_Position = u_viewproj * w;
+}
+"""
+
+_MESH_FS = """
+#version 330
+uniform vec4 u_planes[MAX_PLANES];
+uniform int u_nplanes;
+uniform vec3 u_color;
+uniform float u_alpha;
+uniform vec3 u_eye;
+uniform bool u_encode;
+in vec3 v_world;
+in vec3 v_normal;
+in vec3 v_model;
+out vec4 frag;
+void main() {
+    for (int i = 0; i < u_nplanes; i++) {
+        if (dot(u_planes[i].xyz, v_model) + u_planes[i].w < 0.0) discard;
+    }
+    vec3 n = normalize(v_normal);
+    vec3 v = normalize(u_eye - v_world);
+    bool back = dot(n, v) < 0.0;
+    if (back) n = -n;
+    vec3 l = normalize(v + vec3(0.0, 0.6, 0.0));
+    float diff = max(dot(n, l), 0.0);
+    float spec = pow(max(dot(n, normalize(l + v)), 0.0), 40.0) * 0.25;
+    float amb = mix(0.18, 0.32, 0.5 + 0.5 * n.y);
+    vec3 c = u_color * (amb + 0.8 * diff) + vec3(spec);
+    if (back) c *= 0.55;
+    if (u_encode) c = pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2));
+    frag = vec4(c, u_alpha);
+}
+""".replace("MAX_PLANES", str(MAX_CLIP_PLANES))
+
+_FLAT_VS = """
+#version 330
+uniform mat4 u_viewproj;
+in vec3 in_pos;
+in vec4 in_color;
+out vec4 v_color;
+void main() { v_color = in_color; gl_Position = u_viewproj * vec4(in_pos, 1.0); }
+"""
+
+_FLAT_FS = """
+#version 330
+uniform bool u_encode;
+in vec4 v_color;
+out vec4 frag;
+void main() {
+    vec3 c = v_color.rgb;
+    if (u_encode) c = pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2));
+    frag = vec4(c, v_color.a);
+}
+"""
+
+_TEX_VS = """
+#version 330
+uniform mat4 u_viewproj;
+in vec3 in_pos;
+in vec2 in_uv;
+out vec2 v_uv;
+void main() { v_uv = in_uv; gl_Position = u_viewproj * vec4(in_pos, 1.0); }
+"""
+
+_TEX_FS = """
+#version 330
+uniform sampler2D u_tex;
+uniform bool u_encode;
+in vec2 v_uv;
+out vec4 frag;
+void main() {
+    vec4 t = texture(u_tex, v_uv);
+    vec3 c = pow(t.rgb, vec3(2.2));          // texture holds sRGB pixels
+    if (u_encode) c = t.rgb;
+    if (t.a < 0.02) discard;
+    frag = vec4(c, t.a);
+}
+"""
+
+_SLICE_VS = """
+#version 330
+uniform mat4 u_model;
+uniform mat4 u_viewproj;
+in vec3 in_pos;
+out vec3 v_model;
+void main() { v_model = in_pos; gl_Position = u_viewproj * (u_model * vec4(in_pos, 1.0)); }
+"""
+
+_SLICE_FS = """
+#version 330
+uniform sampler3D u_volume;
+uniform mat4 u_tex_from_model;
+uniform bool u_encode;
+in vec3 v_model;
+out vec4 frag;
+void main() {
+    vec3 t = (u_tex_from_model * vec4(v_model, 1.0)).xyz;
+    if (any(lessThan(t, vec3(0.0))) || any(greaterThan(t, vec3(1.0)))) discard;
+    float g = texture(u_volume, t).r;
+    vec3 c = vec3(g);
+    if (!u_encode) c = pow(c, vec3(2.2));
+    frag = vec4(c, 1.0);
+}
+"""
+
+
+# -- frame description (plain data) -----------------------------------------------------------
+@dataclass
+class StructureStyle:
+    """How one structure is drawn this frame; planes are (unit normal, origin) in LPS mm."""
+
+    visible: bool = True
+    opacity: float = 1.0
+    color: Color = (200, 200, 200)
+    planes: list[tuple[NDArray[np.float64], NDArray[np.float64]]] = field(default_factory=list)
+
+
+@dataclass
+class Label:
+    """Text on a quad facing the head, centred ``height_m`` above ``position`` (world)."""
+
+    text: str
+    position: NDArray[np.float64]
+    height_m: float = 0.02
+    color: Color = (255, 255, 255)
+
+
+@dataclass
+class MenuImage:
+    """The menu panel: its pose (world), size (m) and RGBA pixels (top row first)."""
+
+    pose: Pose
+    size_m: tuple[float, float]
+    pixels: NDArray[np.uint8]
+    key: Any = None
+    """Changes when the pixels change (saves re-uploading an unchanged menu)."""
+
+
+@dataclass
+class SceneFrame:
+    """Everything drawn in one frame (shared by both eyes)."""
+
+    model: NDArray[np.float64]
+    """World (m) <- patient (LPS mm) matrix."""
+    styles: dict[str, StructureStyle] = field(default_factory=dict)
+    slice_plane: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+    """(origin, unit normal) in LPS mm where the CT/MR slice is shown."""
+    lines: list[tuple[NDArray[np.float64], NDArray[np.float64], tuple[float, ...]]] = \
+        field(default_factory=list)
+    """World segments (a, b, linear RGBA)."""
+    points: list[tuple[NDArray[np.float64], float, tuple[float, ...]]] = \
+        field(default_factory=list)
+    """World markers (centre, radius m, linear RGBA), drawn as small octahedra."""
+    quads: list[tuple[Pose, tuple[float, float], tuple[float, ...]]] = field(default_factory=list)
+    """Flat translucent rectangles (pose, size m, linear RGBA), e.g. the held cut plane."""
+    labels: list[Label] = field(default_factory=list)
+    menu: MenuImage | None = None
+    head: NDArray[np.float64] | None = None
+    """Head position (world), which labels face; the eye position when None."""
+
+
+def mesh_arrays(mesh: Any) -> tuple[NDArray[np.float32], NDArray[np.uint32]]:
+    """Interleaved ``[x, y, z, nx, ny, nz]`` vertices (float32) and triangle indices of a PolyData.
+
+    Uses the mesh's point normals when present (the mesh step writes them), else computes them.
+    """
+    tri = mesh if mesh.is_all_triangles else mesh.triangulate()
+    if "Normals" not in tri.point_data:
+        tri = tri.compute_normals(cell_normals=False, point_normals=True, split_vertices=False,
+                                  auto_orient_normals=False)
+    pts = np.asarray(tri.points, dtype=np.float32)
+    nrm = np.asarray(tri.point_data["Normals"], dtype=np.float32)
+    faces = np.asarray(tri.faces).reshape(-1, 4)[:, 1:].astype(np.uint32)
+    return np.ascontiguousarray(np.hstack([pts, nrm])), np.ascontiguousarray(faces)
+
+
+def _linear(c: Color) -> NDArray[np.float32]:
+    return (np.asarray(c, dtype=np.float32) / 255.0) ** 2.2
+
+
+def _gl(m: NDArray[np.float64]) -> bytes:
+    """Row-major NumPy matrix -> column-major float32 bytes for a GL uniform."""
+    return np.asarray(m, dtype=np.float32).T.copy().tobytes()
+
+
+def _octahedron(c: NDArray[np.float64], r: float) -> NDArray[np.float64]:
+    d = np.array([[r, 0, 0], [-r, 0, 0], [0, r, 0], [0, -r, 0], [0, 0, r], [0, 0, -r]])
+    v = c + d
+    tris = [(0, 2, 4), (2, 1, 4), (1, 3, 4), (3, 0, 4), (2, 0, 5), (1, 2, 5), (3, 1, 5),
+            (0, 3, 5)]
+    return np.array([v[i] for t in tris for i in t])
+
+
+class _GpuMesh:
+    def __init__(self, ctx: Any, prog: Any, vertices: NDArray[np.float32],
+                 faces: NDArray[np.uint32]) -> None:
+        self.vbo = ctx.buffer(vertices.tobytes())
+        self.ibo = ctx.buffer(faces.tobytes())
+        self.vao = ctx.vertex_array(prog, [(self.vbo, "3f 3f", "in_pos", "in_norm")],
+                                    index_buffer=self.ibo, index_element_size=4)
+        pts = vertices[:, :3].astype(np.float64)
+        self.centre = (pts.min(axis=0) + pts.max(axis=0)) / 2 if len(pts) else np.zeros(3)
+        self.n_triangles = len(faces)
+
+    def release(self) -> None:
+        for o in (self.vao, self.vbo, self.ibo):
+            o.release()
+
+
+class Renderer:
+    """Draws :class:`SceneFrame` objects into swapchain images with moderngl.
+
+    Parameters
+    ----------
+    ctx : moderngl.Context
+        Created on the session's GL context (``moderngl.create_context()`` while it is current).
+    srgb : bool
+        The targets are sRGB (the hardware encodes; the shader outputs linear light).
+    near, far : float
+        Clip distances in metres.
+    """
+
+    def __init__(self, ctx: Any, *, srgb: bool, near: float = 0.05, far: float = 20.0) -> None:
+        import moderngl
+
+        self._mgl = moderngl
+        self.ctx = ctx
+        self.srgb = srgb
+        self.near, self.far = near, far
+        self.mesh_prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_MESH_FS)
+        self.flat_prog = ctx.program(vertex_shader=_FLAT_VS, fragment_shader=_FLAT_FS)
+        self.tex_prog = ctx.program(vertex_shader=_TEX_VS, fragment_shader=_TEX_FS)
+        self.slice_prog = ctx.program(vertex_shader=_SLICE_VS, fragment_shader=_SLICE_FS)
+        for p in (self.mesh_prog, self.flat_prog, self.tex_prog, self.slice_prog):
+            if "u_encode" in p:
+                p["u_encode"].value = not srgb
+        self.meshes: dict[str, _GpuMesh] = {}
+        self._fbos: dict[tuple[int, int | None], Any] = {}
+        self._own: list[Any] = []
+        self._text: dict[tuple[str, Color], tuple[Any, float]] = {}
+        self._menu_tex: Any = None
+        self._menu_key: Any = None
+        self._volume: Any = None
+        self._tex_from_model: NDArray[np.float64] | None = None
+        self._volume_corners: NDArray[np.float64] | None = None
+        self._dyn = ctx.buffer(reserve=1 << 16, dynamic=True)
+        self._dyn_tex = ctx.buffer(reserve=1 << 12, dynamic=True)
+        self._flat_vao = ctx.vertex_array(self.flat_prog,
+                                          [(self._dyn, "3f 4f", "in_pos", "in_color")])
+        self._tex_vao = ctx.vertex_array(self.tex_prog, [(self._dyn_tex, "3f 2f", "in_pos",
+                                                          "in_uv")])
+        self._slice_vao = ctx.vertex_array(self.slice_prog, [(self._dyn_tex, "3f 8x",
+                                                              "in_pos")])
+
+    # -- resources ----------------------------------------------------------------------------
+    def set_meshes(self, meshes: dict[str, tuple[NDArray[np.float32], NDArray[np.uint32]]]
+                   ) -> None:
+        """Upload (or replace) structures: name -> (interleaved vertices, faces)."""
+        for name, (v, f) in meshes.items():
+            old = self.meshes.pop(name, None)
+            if old is not None:
+                old.release()
+            if len(f):
+                self.meshes[name] = _GpuMesh(self.ctx, self.mesh_prog, v, f)
+
+    def remove_meshes(self, names: Sequence[str]) -> None:
+        for name in names:
+            old = self.meshes.pop(name, None)
+            if old is not None:
+                old.release()
+
+    @property
+    def n_triangles(self) -> int:
+        return sum(m.n_triangles for m in self.meshes.values())
+
+    def set_volume(self, voxels: NDArray[np.uint8] | None,
+                   index_to_model: NDArray[np.float64] | None = None) -> None:
+        """Upload the scan for the slice plane.
+
+        Parameters
+        ----------
+        voxels : ndarray (z, y, x) of uint8, or None
+            Windowed grey values (NumPy order of a SimpleITK image).
+        index_to_model : ndarray (4, 4)
+            Maps the (i, j, k) = (x, y, z) voxel index to LPS mm (spacing, direction, origin).
+        """
+        if self._volume is not None:
+            self._volume.release()
+            self._volume = None
+        if voxels is None or index_to_model is None:
+            return
+        nz, ny, nx = voxels.shape
+        self._volume = self.ctx.texture3d((nx, ny, nz), 1, np.ascontiguousarray(voxels).tobytes(),
+                                          alignment=1)
+        self._volume.filter = (self._mgl.LINEAR, self._mgl.LINEAR)
+        self._volume.repeat_x = self._volume.repeat_y = self._volume.repeat_z = False
+        # texture coords: (index + 0.5) / size
+        tex_from_index = np.diag([1 / nx, 1 / ny, 1 / nz, 1.0])
+        tex_from_index[:3, 3] = 0.5 / np.array([nx, ny, nz])
+        self._tex_from_model = tex_from_index @ np.linalg.inv(index_to_model)
+        corners = np.array([[i, j, k] for i in (-0.5, nx - 0.5) for j in (-0.5, ny - 0.5)
+                            for k in (-0.5, nz - 0.5)])
+        self._volume_corners = xrmath.transform_points(index_to_model, corners)
+
+    def framebuffer(self, color_tex: int, depth_tex: int | None, size: tuple[int, int]) -> Any:
+        """A framebuffer on a swapchain's colour (and depth) GL texture, created once."""
+        key = (color_tex, depth_tex)
+        fbo = self._fbos.get(key)
+        if fbo is None:
+            from OpenGL import GL
+
+            color = self.ctx.external_texture(color_tex, size, 4, 0, "f1")
+            if depth_tex is not None:
+                glo = GL.glGenFramebuffers(1)
+                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, glo)
+                GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0,
+                                          GL.GL_TEXTURE_2D, color_tex, 0)
+                GL.glFramebufferTexture2D(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT,
+                                          GL.GL_TEXTURE_2D, depth_tex, 0)
+                status = GL.glCheckFramebufferStatus(GL.GL_FRAMEBUFFER)
+                GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+                if status != GL.GL_FRAMEBUFFER_COMPLETE:
+                    raise RuntimeError(f"swapchain framebuffer incomplete (0x{status:x})")
+                fbo = self.ctx.detect_framebuffer(glo)
+                self._own.append(("fbo", glo))
+            else:
+                depth = self.ctx.depth_renderbuffer(size)
+                self._own.append(depth)
+                fbo = self.ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+            self._fbos[key] = fbo
+        return fbo
+
+    def offscreen(self, size: tuple[int, int]) -> Any:
+        """An own framebuffer (for benchmarks and the spectator mirror without a runtime)."""
+        color = self.ctx.texture(size, 4)
+        depth = self.ctx.depth_renderbuffer(size)
+        self._own += [color, depth]
+        return self.ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+
+    # -- drawing ------------------------------------------------------------------------------
+    def draw(self, fbo: Any, proj: NDArray[np.float64], view: NDArray[np.float64],
+             eye: NDArray[np.float64], frame: SceneFrame) -> None:
+        """Draw ``frame`` for one eye (``proj``/``view`` from :mod:`vr.xrmath`)."""
+        ctx = self.ctx
+        mgl = self._mgl
+        fbo.use()
+        if self.srgb:
+            ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
+        ctx.clear(*(_linear((26, 28, 34)) if self.srgb else np.array((26, 28, 34)) / 255), 1.0,
+                  depth=1.0)
+        ctx.enable(mgl.DEPTH_TEST)
+        ctx.disable(mgl.CULL_FACE)
+        viewproj = proj @ view
+        model = frame.model
+        prog = self.mesh_prog
+        prog["u_model"].write(_gl(model))
+        prog["u_viewproj"].write(_gl(viewproj))
+        nm = np.linalg.inv(model[:3, :3]).T
+        prog["u_normal_matrix"].write(np.asarray(nm, dtype=np.float32).T.copy().tobytes())
+        prog["u_eye"].value = tuple(float(x) for x in eye)
+        opaque, transparent = [], []
+        for name, mesh in self.meshes.items():
+            style = frame.styles.get(name)
+            if style is None or not style.visible or style.opacity <= 0.01:
+                continue
+            (opaque if style.opacity >= 0.99 else transparent).append((name, mesh, style))
+        ctx.disable(mgl.BLEND)
+        for _name, mesh, style in opaque:
+            self._draw_mesh(mesh, style)
+        if frame.slice_plane is not None and self._volume is not None:
+            self._draw_slice(model, viewproj, frame.slice_plane)
+        if transparent:
+            eye_model = xrmath.transform_points(np.linalg.inv(model), eye)
+            transparent.sort(key=lambda t: -float(np.linalg.norm(t[1].centre - eye_model)))
+            ctx.enable(mgl.BLEND)
+            ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
+            ctx.depth_mask = False
+            ctx.enable(mgl.CULL_FACE)
+            for _name, mesh, style in transparent:
+                for face in ("front", "back"):  # back faces first (cull the front ones)
+                    ctx.cull_face = face
+                    self._draw_mesh(mesh, style)
+            ctx.disable(mgl.CULL_FACE)
+            ctx.depth_mask = True
+        self._draw_overlays(viewproj, eye, frame)
+        if self.srgb:
+            ctx.disable_direct(GL_FRAMEBUFFER_SRGB)
+
+    def _draw_mesh(self, mesh: _GpuMesh, style: StructureStyle) -> None:
+        prog = self.mesh_prog
+        planes = style.planes[:MAX_CLIP_PLANES]
+        data = np.zeros((MAX_CLIP_PLANES, 4), dtype=np.float32)
+        for i, (n, o) in enumerate(planes):
+            data[i, :3] = n
+            data[i, 3] = -float(np.dot(n, o))
+        prog["u_planes"].write(data.tobytes())
+        prog["u_nplanes"].value = len(planes)
+        prog["u_color"].value = tuple(float(x) for x in _linear(style.color))
+        prog["u_alpha"].value = float(style.opacity)
+        mesh.vao.render(self._mgl.TRIANGLES)
+
+    def _draw_slice(self, model: NDArray[np.float64], viewproj: NDArray[np.float64],
+                    plane: tuple[NDArray[np.float64], NDArray[np.float64]]) -> None:
+        origin, normal = (np.asarray(a, dtype=np.float64) for a in plane)
+        corners = self._volume_corners
+        assert corners is not None and self._tex_from_model is not None
+        # a square on the plane covering the volume's bounding sphere
+        centre = corners.mean(axis=0)
+        radius = float(np.linalg.norm(corners - centre, axis=1).max())
+        c = centre - np.dot(centre - origin, normal) * normal
+        u = np.cross(normal, [0.0, 0.0, 1.0])
+        if np.linalg.norm(u) < 1e-6:
+            u = np.cross(normal, [0.0, 1.0, 0.0])
+        u /= np.linalg.norm(u)
+        v = np.cross(normal, u)
+        quad = np.array([c - radius * u - radius * v, c + radius * u - radius * v,
+                         c + radius * u + radius * v, c - radius * u - radius * v,
+                         c + radius * u + radius * v, c - radius * u + radius * v])
+        data = np.hstack([quad, np.zeros((6, 2))]).astype(np.float32)
+        self._dyn_tex.orphan(max(self._dyn_tex.size, data.nbytes))
+        self._dyn_tex.write(data.tobytes())
+        p = self.slice_prog
+        p["u_model"].write(_gl(model))
+        p["u_viewproj"].write(_gl(viewproj))
+        p["u_tex_from_model"].write(_gl(self._tex_from_model))
+        self._volume.use(0)
+        p["u_volume"].value = 0
+        self._slice_vao.render(self._mgl.TRIANGLES, vertices=6)
+
+    def _draw_overlays(self, viewproj: NDArray[np.float64], eye: NDArray[np.float64],
+                       frame: SceneFrame) -> None:
+        mgl = self._mgl
+        ctx = self.ctx
+        self.flat_prog["u_viewproj"].write(_gl(viewproj))
+        tris: list[NDArray[np.float64]] = []
+        tri_cols: list[tuple[float, ...]] = []
+        for centre, r, col in frame.points:
+            o = _octahedron(np.asarray(centre, dtype=np.float64), r)
+            tris.append(o)
+            tri_cols += [col] * len(o)
+        self._flat_draw(tris, tri_cols, mgl.TRIANGLES)
+        seg = [np.array([a, b], dtype=np.float64) for a, b, _ in frame.lines]
+        self._flat_draw(seg, [c for _, _, c in frame.lines for _ in range(2)], mgl.LINES)
+        ctx.enable(mgl.BLEND)
+        ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
+        ctx.depth_mask = False
+        qv, qc = [], []
+        for pose, (w, h), col in frame.quads:
+            corners = pose.transform_point(np.array([[-w / 2, -h / 2, 0], [w / 2, -h / 2, 0],
+                                                     [w / 2, h / 2, 0], [-w / 2, -h / 2, 0],
+                                                     [w / 2, h / 2, 0], [-w / 2, h / 2, 0]]))
+            qv.append(corners)
+            qc += [col] * 6
+        self._flat_draw(qv, qc, mgl.TRIANGLES)
+        ctx.depth_mask = True
+        head = frame.head if frame.head is not None else eye
+        for label in frame.labels:
+            self._draw_label(viewproj, head, label)
+        if frame.menu is not None:
+            self._draw_menu(viewproj, frame.menu)
+        ctx.disable(mgl.BLEND)
+
+    def _flat_draw(self, parts: list[NDArray[np.float64]], colors: list[tuple[float, ...]],
+                   mode: int) -> None:
+        if not parts:
+            return
+        pos = np.vstack(parts)
+        data = np.hstack([pos, np.asarray(colors, dtype=np.float64)]).astype(np.float32)
+        if data.nbytes > self._dyn.size:
+            self._dyn.orphan(data.nbytes)
+        self._dyn.write(data.tobytes())
+        self._flat_vao.render(mode, vertices=len(data))
+
+    def _textured_quad(self, viewproj: NDArray[np.float64], corners: NDArray[np.float64],
+                       tex: Any) -> None:
+        uv = np.array([[0, 1], [1, 1], [1, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float64)
+        data = np.hstack([corners, uv]).astype(np.float32)
+        self._dyn_tex.write(data.tobytes())
+        self.tex_prog["u_viewproj"].write(_gl(viewproj))
+        tex.use(0)
+        self.tex_prog["u_tex"].value = 0
+        self._tex_vao.render(self._mgl.TRIANGLES, vertices=6)
+
+    def _text_texture(self, text: str, color: Color) -> tuple[Any, float]:
+        key = (text, color)
+        if key not in self._text:
+            from vr.overlay import text_image
+
+            img = text_image(text, color=color)
+            tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img[::-1].tobytes())
+            tex.filter = (self._mgl.LINEAR, self._mgl.LINEAR)
+            if len(self._text) > 256:  # labels change rarely; keep the cache bounded
+                for t, _ in self._text.values():
+                    t.release()
+                self._text.clear()
+            self._text[key] = (tex, img.shape[1] / img.shape[0])
+        return self._text[key]
+
+    def _draw_label(self, viewproj: NDArray[np.float64], head: NDArray[np.float64],
+                    label: Label) -> None:
+        tex, aspect = self._text_texture(label.text, label.color)
+        h = label.height_m
+        w = h * aspect
+        to_head = np.asarray(head, dtype=np.float64) - label.position
+        n = to_head / max(float(np.linalg.norm(to_head)), 1e-9)
+        right = np.cross([0.0, 1.0, 0.0], n)
+        if np.linalg.norm(right) < 1e-6:
+            right = np.array([1.0, 0.0, 0.0])
+        right /= np.linalg.norm(right)
+        up = np.cross(n, right)
+        base = label.position + up * (h * 0.8)
+        c = np.array([base - right * w / 2, base + right * w / 2, base + right * w / 2 + up * h,
+                      base - right * w / 2, base + right * w / 2 + up * h,
+                      base - right * w / 2 + up * h])
+        self._textured_quad(viewproj, c, tex)
+
+    def _draw_menu(self, viewproj: NDArray[np.float64], menu: MenuImage) -> None:
+        if self._menu_tex is None or menu.key != self._menu_key or menu.key is None:
+            if self._menu_tex is not None:
+                self._menu_tex.release()
+            h, w = menu.pixels.shape[:2]
+            self._menu_tex = self.ctx.texture((w, h), 4, menu.pixels[::-1].tobytes())
+            self._menu_tex.filter = (self._mgl.LINEAR, self._mgl.LINEAR)
+            self._menu_key = menu.key
+        w, h = menu.size_m
+        c = menu.pose.transform_point(np.array([[-w / 2, -h / 2, 0], [w / 2, -h / 2, 0],
+                                                [w / 2, h / 2, 0], [-w / 2, -h / 2, 0],
+                                                [w / 2, h / 2, 0], [-w / 2, h / 2, 0]]))
+        self._textured_quad(viewproj, c, self._menu_tex)
+
+    # -- read-back and shutdown ----------------------------------------------------------------
+    def read_pixels(self, fbo: Any) -> NDArray[np.uint8]:
+        """The framebuffer's RGBA pixels, top row first (as an image file stores them)."""
+        w, h = fbo.size
+        data = np.frombuffer(fbo.read(components=4, alignment=1), dtype=np.uint8)
+        return data.reshape(h, w, 4)[::-1].copy()
+
+    def release(self) -> None:
+        """Free every GL object (before the GL context goes)."""
+        for m in self.meshes.values():
+            m.release()
+        self.meshes.clear()
+        for tex, _ in self._text.values():
+            tex.release()
+        self._text.clear()
+        for o in self._own:
+            if isinstance(o, tuple):
+                from OpenGL import GL
+
+                GL.glDeleteFramebuffers(1, [o[1]])
+            else:
+                o.release()
+        self._own.clear()
+        self._fbos.clear()
+        for o in (self._menu_tex, self._volume):
+            if o is not None:
+                o.release()
+        self._menu_tex = self._volume = None

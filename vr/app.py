@@ -364,7 +364,10 @@ class VrApp:
         from vr.render import Renderer
 
         xs.gl.make_current()
-        ctx = moderngl.create_context()
+        # moderngl attaches to the current context through its default loader (no GLX/EGL
+        # probing); the context object is released at the end of the session
+        moderngl.init_context()
+        ctx = moderngl.get_context()
         self.renderer = Renderer(ctx, srgb=xs.srgb, near=xs.near, far=xs.far)
         self.renderer.set_meshes(self._mesh_data)
         self.stats.triangles = self.renderer.n_triangles
@@ -425,7 +428,9 @@ class VrApp:
             self._write_mirror(force=True)
             if self.renderer is not None:
                 xs.gl.make_current()
+                ctx = self.renderer.ctx
                 self.renderer.release()
+                ctx.release()
                 self.renderer = None
 
     def _start_volume_load(self) -> dict[str, Any] | None:

@@ -1,0 +1,313 @@
+"""The headset app against a real OpenXR runtime: Monado, headless (null compositor).
+
+Monado is installed by ``scripts/install_monado.sh`` (CI runs it); these tests start and stop
+``monado-service`` themselves, with simulated devices or with the remote driver for scripted
+controllers.  Without the runtime they skip (saying how to install it), except the test of the
+error message for a missing runtime, which needs no runtime at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("PYOPENGL_PLATFORM", "egl")  # before anything imports PyOpenGL
+
+from vr_runtime import MonadoService, RemoteControllers, find_runtime, make_mesh_case, write_mesh
+
+from cardioplan.plan import CutPlane, ModelPose, edit_plan, load_plan
+from vr import xrmath
+
+RUNTIME = find_runtime()
+needs_runtime = pytest.mark.skipif(
+    RUNTIME is None, reason="the Monado OpenXR runtime is not installed; run "
+                            "`sudo bash scripts/install_monado.sh` (CI does)")
+pytestmark = [pytest.mark.openxr]
+
+LV_CENTRE, LV_R = (-15.0, 0.0, 0.0), 11.0
+AO_CENTRE, AO_R = (15.0, 0.0, 0.0), 8.0
+
+
+@pytest.fixture(scope="module")
+def monado():
+    if RUNTIME is None:
+        pytest.skip("the Monado OpenXR runtime is not installed; run "
+                    "`sudo bash scripts/install_monado.sh`")
+    service = MonadoService(*RUNTIME)
+    saved = {k: os.environ.get(k) for k in service.env()}
+    os.environ.update(service.env())
+    yield service
+    service.close()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def simulated(monado):
+    monado.ensure("simulated")
+    return monado
+
+
+@pytest.fixture
+def remote(monado):
+    monado.ensure("remote")
+    ctl = RemoteControllers()
+    ctl.set(head=((0.0, 1.6, 0.0), (0, 0, 0, 1)),
+            left={"position": (-0.3, 1.2, -0.3)}, right={"position": (0.3, 1.2, -0.3)})
+    yield ctl
+    ctl.close()
+
+
+@pytest.fixture
+def case(tmp_path):
+    return make_mesh_case(tmp_path / "case", {"left_ventricle": (LV_CENTRE, LV_R),
+                                              "aorta": (AO_CENTRE, AO_R)})
+
+
+def run_app(case, *, frames, on_frame=None, **opts):
+    from vr.app import VrApp, VrOptions
+
+    app = VrApp(case, VrOptions(frames=frames, slice=False, **opts), on_frame=on_frame)
+    return app, app.run()
+
+
+def project(capture, point_mm):
+    """Pixel (column, row from the top) where a patient-space point lands in a captured eye."""
+    world = xrmath.transform_points(capture["model"], point_mm)
+    ndc, front = xrmath.project_points(capture["proj"], capture["view"], world)
+    assert front[0]
+    h, w = capture["pixels"].shape[:2]
+    col, row = xrmath.ndc_to_pixels(ndc, w, h)[0]
+    return int(round(col)), int(round(h - 1 - row))
+
+
+def patch(pixels, col, row, r=2):
+    return pixels[row - r:row + r + 1, col - r:col + r + 1, :3].reshape(-1, 3).astype(int)
+
+
+def is_lv(rgb):  # (221, 72, 72) lit: red well above green and blue
+    return (rgb[:, 0] > rgb[:, 1] + 50).all() and (rgb[:, 0] > rgb[:, 2] + 50).all()
+
+
+def is_aorta(rgb):  # (200, 30, 130): red and blue above green
+    return (rgb[:, 0] > rgb[:, 1] + 60).all() and (rgb[:, 2] > rgb[:, 1] + 30).all()
+
+
+def is_background(rgb):
+    return (rgb.max(axis=1) < 60).all()
+
+
+# -- no runtime ----------------------------------------------------------------------------------
+def test_check_without_a_runtime_says_what_is_missing(tmp_path):
+    env = dict(os.environ, XR_RUNTIME_JSON=str(tmp_path / "missing.json"))
+    r = subprocess.run([sys.executable, "-m", "cardioplan", "vr", "--check"], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert f"XR_RUNTIME_JSON points to {tmp_path / 'missing.json'}, which does not exist" \
+        in r.stderr
+    assert "install_monado.sh" in r.stderr
+
+
+# -- simulated headset --------------------------------------------------------------------------
+@needs_runtime
+def test_check_reports_runtime_headset_views_and_bindings(simulated, capsys):
+    from cardioplan.cli import main
+
+    assert main(["vr", "--check", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["runtime"].startswith("Monado")
+    assert "Simulated" in info["system"]
+    assert info["graphics"]["egl"] and info["depth_layers"]
+    assert len(info["views"]) == 2 and info["views"][0]["width"] > 0
+    assert "STAGE" in info["reference_spaces"]
+    assert "XR_MNDX_egl_enable" in info["extensions"]
+
+
+@needs_runtime
+def test_headless_session_reaches_focused_and_exits_cleanly(simulated):
+    from vr.actions import Controls
+    from vr.session import XrSession
+
+    for _ in range(2):  # a second session after a clean exit works too
+        with XrSession(graphics="headless", input_setup=Controls) as xs:
+            deadline = time.monotonic() + 10
+            ticks = 0
+            while not xs.lifecycle.should_exit and time.monotonic() < deadline:
+                xs.poll_events()
+                if xs.lifecycle.focused:
+                    frame = xs.input.read(xs.space, xs.now())
+                    ticks += 1
+                    if ticks == 3:
+                        xs.request_exit()
+                time.sleep(0.005)
+            history = xs.lifecycle.history
+        assert xs.session is None and xs.instance is None  # everything destroyed
+        order = [history.index(s) for s in ("READY", "FOCUSED", "STOPPING", "EXITING")]
+        assert order == sorted(order), history
+        assert xs.lifecycle.exit_reason == "the user or the app asked to exit"
+        assert frame.hand("right").grip_pose is not None  # the simulated controllers are tracked
+
+
+@needs_runtime
+def test_gl_session_draws_the_heart_where_the_view_puts_it_and_a_cut_plane_removes_one_side(
+        simulated, case):
+    events = {}
+
+    def on_frame(app, i):
+        if i == 3:
+            app.capture = True
+        elif i == 4:
+            events["before"] = app.captured
+            # keep x >= 0 (patient left... the aorta); the left ventricle lies at x < 0
+            edit_plan(case, lambda p: p.upsert_cut_plane(CutPlane("test", (0, 0, 0),
+                                                                  (1, 0, 0))), author="desktop")
+        elif i >= 6 and "after" not in events and app.interaction.active_cut_planes():
+            # the plan edit was picked up: capture the next frame
+            if app.captured and app.captured is not events["before"]:
+                events["after"] = app.captured
+            else:
+                app.capture = True
+
+    app, stats = run_app(case, frames=14, on_frame=on_frame)
+    assert stats.frames == 14 and stats.error is None
+    assert stats.color_format == "0x8c43"  # GL_SRGB8_ALPHA8, chosen explicitly
+    assert stats.depth_format is not None  # depth layers submitted
+    before, after = events["before"], events["after"]
+    for eye in (0, 1):
+        px = before[eye]["pixels"]
+        lv, ao = project(before[eye], LV_CENTRE), project(before[eye], AO_CENTRE)
+        assert is_lv(patch(px, *lv)), patch(px, *lv)
+        assert is_aorta(patch(px, *ao)), patch(px, *ao)
+        # well outside both spheres: background
+        far = project(before[eye], (0.0, 0.0, 60.0))
+        assert is_background(patch(px, *far))
+        px2 = after[eye]["pixels"]
+        lv2, ao2 = project(after[eye], LV_CENTRE), project(after[eye], AO_CENTRE)
+        assert not is_lv(patch(px2, *lv2)), "the cut plane should remove the left ventricle"
+        assert is_aorta(patch(px2, *ao2))
+    # the two eyes see the model with a disparity (stereo)
+    assert project(before[0], LV_CENTRE)[0] != project(before[1], LV_CENTRE)[0]
+
+
+@needs_runtime
+def test_mesh_changed_on_disk_appears_in_the_headset_within_one_second(simulated, case):
+    import pyvista as pv
+
+    new_centre = (15.0, 0.0, 30.0)  # the aorta moves 30 mm superior
+    events = {}
+
+    def on_frame(app, i):
+        if i == 3:
+            moved = pv.Sphere(radius=AO_R, center=new_centre).compute_normals()
+            events["t0"] = time.monotonic()
+            write_mesh(case, "aorta", moved)
+        if "t0" in events and "seen" not in events:
+            if app.captured:
+                cap = app.captured[0]
+                if is_aorta(patch(cap["pixels"], *project(cap, new_centre))):
+                    events["seen"] = time.monotonic() - events["t0"]
+                    events["old"] = patch(cap["pixels"], *project(cap, AO_CENTRE))
+            app.capture = True
+
+    app, stats = run_app(case, frames=40, on_frame=on_frame)
+    assert "seen" in events, "the changed mesh never appeared"
+    assert events["seen"] < 1.0
+    assert not is_aorta(events["old"])  # and it left its old place
+    assert stats.mesh_reloads >= 1
+
+
+# -- scripted controllers (remote driver) -------------------------------------------------------
+def _script(steps):
+    """on_frame driver: a list of (frames to wait, action) run in order."""
+    state = {"i": 0, "wait": steps[0][0] if steps else 0}
+
+    def on_frame(app, _frame):
+        while state["i"] < len(steps):
+            if state["wait"] > 0:
+                state["wait"] -= 1
+                return
+            steps[state["i"]][1](app)
+            state["i"] += 1
+            if state["i"] < len(steps):
+                state["wait"] = steps[state["i"]][0]
+    return on_frame, state
+
+
+@needs_runtime
+def test_grip_and_move_moves_the_model_by_the_hand_motion(remote, case):
+    start = (0.0, 1.5, -0.6)
+    edit_plan(case, lambda p: setattr(p, "model_pose", ModelPose(position=start, scale=2.0)),
+              author="desktop")
+    p0, p1 = np.array([0.1, 1.3, -0.4]), np.array([0.25, 1.45, -0.5])
+    on_frame, state = _script([
+        (3, lambda app: remote.set(right={"position": tuple(p0)})),
+        (3, lambda app: remote.set(right={"squeeze": 1.0})),
+        (3, lambda app: remote.set(right={"position": tuple((p0 + p1) / 2)})),
+        (2, lambda app: remote.set(right={"position": tuple(p1)})),
+        (3, lambda app: remote.set(right={"squeeze": 0.0})),
+        (4, lambda app: None),
+    ])
+    app, stats = run_app(case, frames=30, on_frame=on_frame)
+    assert state["i"] == 6
+    pose = load_plan(case).model_pose
+    assert pose.position == pytest.approx(tuple(np.add(start, p1 - p0)), abs=2e-3)
+    assert pose.scale == pytest.approx(2.0)
+    assert pose.orientation_xyzw == pytest.approx((0, 0, 0, 1), abs=1e-3)
+    assert stats.controllers["right"].endswith("valve/index_controller")
+
+
+@needs_runtime
+def test_two_trigger_presses_store_a_measurement_in_the_plan(remote, case):
+    edit_plan(case, lambda p: setattr(p, "model_pose", ModelPose(position=(0, 1.5, -0.6),
+                                                                 scale=2.0)), author="desktop")
+    a, b = np.array([0.0, 1.3, -0.4]), np.array([0.06, 1.38, -0.4])  # 10 cm apart in the room
+    on_frame, state = _script([
+        (3, lambda app: remote.set(right={"position": tuple(a)})),
+        (2, lambda app: remote.set(right={"trigger": 1.0})),
+        (2, lambda app: remote.set(right={"trigger": 0.0})),
+        (2, lambda app: remote.set(right={"position": tuple(b)})),
+        (2, lambda app: remote.set(right={"trigger": 1.0})),
+        (2, lambda app: remote.set(right={"trigger": 0.0})),
+        (4, lambda app: None),
+    ])
+    app, stats = run_app(case, frames=30, on_frame=on_frame, tool="measure")
+    assert state["i"] == 7
+    plan = load_plan(case)  # the desktop's plan module reads what the headset wrote
+    assert len(plan.measurements) == 1
+    m = plan.measurements[0]
+    assert m.kind == "distance" and m.unit == "mm"
+    assert m.value == pytest.approx(100.0 / 2.0, abs=0.5)  # 10 cm at 2x magnification = 50 mm
+    assert plan.modified_by == "vr"
+
+
+@needs_runtime
+def test_newer_plan_is_refused_and_kept(simulated, case):
+    from cardioplan.errors import SchemaVersionError
+
+    plan_path = Path(case) / "plan.json"
+    plan_path.write_text(json.dumps({"schema": "cardioplan.plan", "schema_version": 99}))
+    with pytest.raises(SchemaVersionError, match="newer CardioPlan"):
+        run_app(case, frames=2)
+    assert json.loads(plan_path.read_text())["schema_version"] == 99
+    assert list(Path(case).glob("plan.json.bak-*"))
+
+
+def test_case_without_meshes_gets_a_clear_message(tmp_path, capsys):
+    from cardioplan.case import Case
+    from cardioplan.cli import main
+
+    with Case.create(tmp_path / "empty"):
+        pass
+    assert main(["vr", str(tmp_path / "empty"), "--frames", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "no meshes yet" in err and "cardioplan mesh" in err

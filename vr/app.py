@@ -97,9 +97,13 @@ class VrStats:
     startup_s: float = 0.0
     """From the start of :meth:`VrApp.run` to the first submitted frame."""
     cpu_ms: list[float] = field(default_factory=list)
-    """Per frame: CardioPlan's CPU time (runtime waits excluded)."""
+    """Per frame: CardioPlan's CPU time — input, interaction, scene update and draw submission;
+    the runtime's waits and the time inside the GL driver's draw calls excluded."""
+    frame_ms: list[float] = field(default_factory=list)
+    """Per frame: the same plus the GL driver's draw calls (with a software rasteriser such as
+    llvmpipe this includes all vertex and fragment processing)."""
     phase_ms: dict[str, list[float]] = field(default_factory=dict)
-    """Per phase (input, interaction, scene, draw), per frame."""
+    """Per phase (input, interaction, scene, draw, gl_driver), per frame."""
     plan_writes: int = 0
     mesh_reloads: int = 0
     controllers: dict[str, str] = field(default_factory=dict)
@@ -107,8 +111,10 @@ class VrStats:
 
     def summary(self) -> dict[str, Any]:
         """JSON-friendly summary with median/p99 timings."""
-        out = {k: v for k, v in vars(self).items() if k not in ("cpu_ms", "phase_ms")}
+        out = {k: v for k, v in vars(self).items()
+               if k not in ("cpu_ms", "frame_ms", "phase_ms")}
         out["cpu_ms"] = percentiles(self.cpu_ms)
+        out["frame_ms"] = percentiles(self.frame_ms)
         out["phase_ms"] = {k: percentiles(v) for k, v in self.phase_ms.items()}
         return out
 
@@ -387,7 +393,7 @@ class VrApp:
         volume_job = self._start_volume_load() if self.options.slice else None
         st = self.stats
         phases: dict[str, list[float]] = {k: [] for k in ("input", "interaction", "scene",
-                                                          "draw")}
+                                                          "draw", "gl_driver")}
         st.phase_ms = phases
         deadline = time.monotonic() + self.options.startup_timeout_s
         watcher.start()
@@ -483,6 +489,7 @@ class VrApp:
         scene = scene_frame(it, frame, colors=self._colors, menu=menu,
                             head=head.position if head else None)
         t3 = time.perf_counter()
+        self.renderer.driver_s = 0.0
         submitted = None
         if fs.should_render and valid:
             capture = self.capture
@@ -519,8 +526,11 @@ class VrApp:
         phases["input"].append((t1 - t0) * 1e3)
         phases["interaction"].append((t2 - t1) * 1e3)
         phases["scene"].append((t3 - t2) * 1e3)
-        phases["draw"].append((t4 - t3 - runtime_s) * 1e3)
-        self.stats.cpu_ms.append((t4 - t0 - runtime_s) * 1e3)
+        driver_s = self.renderer.driver_s
+        phases["draw"].append((t4 - t3 - runtime_s - driver_s) * 1e3)
+        phases["gl_driver"].append(driver_s * 1e3)
+        self.stats.cpu_ms.append((t4 - t0 - runtime_s - driver_s) * 1e3)
+        self.stats.frame_ms.append((t4 - t0 - runtime_s) * 1e3)
 
     def _live_updates(self, watcher: Any, plan_watch: PlanWatcher, writer: _PlanWriter,
                       volume_job: dict[str, Any] | None) -> None:

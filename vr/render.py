@@ -22,6 +22,7 @@ Everything the renderer needs per frame is the plain :class:`SceneFrame`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ __all__ = ["StructureStyle", "Label", "SceneFrame", "MenuImage", "Renderer", "me
 log = logging.getLogger(__name__)
 
 MAX_CLIP_PLANES = 4
+SLICE_OPACITY = 0.85
+BACKGROUND = (26, 28, 34)
 GL_FRAMEBUFFER_SRGB = 0x8DB9
 Color = tuple[int, int, int]
 
@@ -150,6 +153,7 @@ _SLICE_FS = """
 uniform sampler3D u_volume;
 uniform mat4 u_tex_from_model;
 uniform bool u_encode;
+uniform float u_alpha;
 in vec3 v_model;
 out vec4 frag;
 void main() {
@@ -158,7 +162,8 @@ void main() {
     float g = texture(u_volume, t).r;
     vec3 c = vec3(g);
     if (!u_encode) c = pow(c, vec3(2.2));
-    frag = vec4(c, 1.0);
+    // air and lung fade out, so the cut structures behind the slice stay visible
+    frag = vec4(c, u_alpha * smoothstep(0.04, 0.3, g));
 }
 """
 
@@ -258,7 +263,9 @@ class _GpuMesh:
         self.vao = ctx.vertex_array(prog, [(self.vbo, "3f 3f", "in_pos", "in_norm")],
                                     index_buffer=self.ibo, index_element_size=4)
         pts = vertices[:, :3].astype(np.float64)
-        self.centre = (pts.min(axis=0) + pts.max(axis=0)) / 2 if len(pts) else np.zeros(3)
+        self.lo = pts.min(axis=0) if len(pts) else np.zeros(3)
+        self.hi = pts.max(axis=0) if len(pts) else np.zeros(3)
+        self.centre = (self.lo + self.hi) / 2
         self.n_triangles = len(faces)
 
     def release(self) -> None:
@@ -294,6 +301,9 @@ class Renderer:
             if "u_encode" in p:
                 p["u_encode"].value = not srgb
         self.meshes: dict[str, _GpuMesh] = {}
+        self.driver_s = 0.0
+        """Time spent inside GL draw and clear calls (software rasterisers such as llvmpipe
+        shade vertices and wait for the previous frame there; on a GPU they only queue work)."""
         self._fbos: dict[tuple[int, int | None], Any] = {}
         self._own: list[Any] = []
         self._text: dict[tuple[str, Color], tuple[Any, float]] = {}
@@ -361,6 +371,17 @@ class Renderer:
                             for k in (-0.5, nz - 0.5)])
         self._volume_corners = xrmath.transform_points(index_to_model, corners)
 
+    def _focus(self) -> tuple[NDArray[np.float64], float]:
+        """Centre and radius (LPS mm) of what the slice should cover."""
+        if self.meshes:
+            lo = np.min([m.lo for m in self.meshes.values()], axis=0)
+            hi = np.max([m.hi for m in self.meshes.values()], axis=0)
+            return (lo + hi) / 2, 0.5 * float(np.max(hi - lo)) + 5.0
+        corners = self._volume_corners
+        assert corners is not None
+        centre = corners.mean(axis=0)
+        return centre, float(np.linalg.norm(corners - centre, axis=1).max())
+
     def framebuffer(self, color_tex: int, depth_tex: int | None, size: tuple[int, int]) -> Any:
         """A framebuffer on a swapchain's colour (and depth) GL texture, created once."""
         key = (color_tex, depth_tex)
@@ -405,8 +426,8 @@ class Renderer:
         fbo.use()
         if self.srgb:
             ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
-        ctx.clear(*(_linear((26, 28, 34)) if self.srgb else np.array((26, 28, 34)) / 255), 1.0,
-                  depth=1.0)
+        bg = _linear(BACKGROUND) if self.srgb else np.array(BACKGROUND) / 255
+        self._driver(ctx.clear, *bg, 1.0, depth=1.0)
         ctx.enable(mgl.DEPTH_TEST)
         ctx.disable(mgl.CULL_FACE)
         viewproj = proj @ view
@@ -427,7 +448,11 @@ class Renderer:
         for _name, mesh, style in opaque:
             self._draw_mesh(mesh, style)
         if frame.slice_plane is not None and self._volume is not None:
+            ctx.enable(mgl.BLEND)
+            ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
+            ctx.depth_mask = False
             self._draw_slice(model, viewproj, frame.slice_plane)
+            ctx.depth_mask = True
         if transparent:
             eye_model = xrmath.transform_points(np.linalg.inv(model), eye)
             transparent.sort(key=lambda t: -float(np.linalg.norm(t[1].centre - eye_model)))
@@ -445,6 +470,12 @@ class Renderer:
         if self.srgb:
             ctx.disable_direct(GL_FRAMEBUFFER_SRGB)
 
+    def _driver(self, call: Any, *args: Any, **kwargs: Any) -> None:
+        """Make a GL call that may do the rendering work itself, timing it in ``driver_s``."""
+        t0 = time.perf_counter()
+        call(*args, **kwargs)
+        self.driver_s += time.perf_counter() - t0
+
     def _draw_mesh(self, mesh: _GpuMesh, style: StructureStyle) -> None:
         prog = self.mesh_prog
         planes = style.planes[:MAX_CLIP_PLANES]
@@ -456,16 +487,14 @@ class Renderer:
         prog["u_nplanes"].value = len(planes)
         prog["u_color"].value = tuple(float(x) for x in _linear(style.color))
         prog["u_alpha"].value = float(style.opacity)
-        mesh.vao.render(self._mgl.TRIANGLES)
+        self._driver(mesh.vao.render, self._mgl.TRIANGLES)
 
     def _draw_slice(self, model: NDArray[np.float64], viewproj: NDArray[np.float64],
                     plane: tuple[NDArray[np.float64], NDArray[np.float64]]) -> None:
         origin, normal = (np.asarray(a, dtype=np.float64) for a in plane)
-        corners = self._volume_corners
-        assert corners is not None and self._tex_from_model is not None
-        # a square on the plane covering the volume's bounding sphere
-        centre = corners.mean(axis=0)
-        radius = float(np.linalg.norm(corners - centre, axis=1).max())
+        assert self._volume_corners is not None and self._tex_from_model is not None
+        # a square on the plane covering the structures (or the whole scan without them)
+        centre, radius = self._focus()
         c = centre - np.dot(centre - origin, normal) * normal
         u = np.cross(normal, [0.0, 0.0, 1.0])
         if np.linalg.norm(u) < 1e-6:
@@ -482,9 +511,10 @@ class Renderer:
         p["u_model"].write(_gl(model))
         p["u_viewproj"].write(_gl(viewproj))
         p["u_tex_from_model"].write(_gl(self._tex_from_model))
+        p["u_alpha"].value = SLICE_OPACITY
         self._volume.use(0)
         p["u_volume"].value = 0
-        self._slice_vao.render(self._mgl.TRIANGLES, vertices=6)
+        self._driver(self._slice_vao.render, self._mgl.TRIANGLES, vertices=6)
 
     def _draw_overlays(self, viewproj: NDArray[np.float64], eye: NDArray[np.float64],
                        frame: SceneFrame) -> None:
@@ -528,7 +558,7 @@ class Renderer:
         if data.nbytes > self._dyn.size:
             self._dyn.orphan(data.nbytes)
         self._dyn.write(data.tobytes())
-        self._flat_vao.render(mode, vertices=len(data))
+        self._driver(self._flat_vao.render, mode, vertices=len(data))
 
     def _textured_quad(self, viewproj: NDArray[np.float64], corners: NDArray[np.float64],
                        tex: Any) -> None:
@@ -538,7 +568,7 @@ class Renderer:
         self.tex_prog["u_viewproj"].write(_gl(viewproj))
         tex.use(0)
         self.tex_prog["u_tex"].value = 0
-        self._tex_vao.render(self._mgl.TRIANGLES, vertices=6)
+        self._driver(self._tex_vao.render, self._mgl.TRIANGLES, vertices=6)
 
     def _text_texture(self, text: str, color: Color) -> tuple[Any, float]:
         key = (text, color)

@@ -142,9 +142,9 @@ def camera_for(view: str, plan: Plan, bounds: Sequence[float]) -> Camera:
 
 
 def _vtk_plane(plane: CutPlane) -> Any:
-    import vtk
+    from vtkmodules.vtkCommonDataModel import vtkPlane
 
-    p = vtk.vtkPlane()
+    p = vtkPlane()
     p.SetOrigin(*plane.origin)
     p.SetNormal(*plane.normal)
     return p
@@ -271,9 +271,9 @@ class Scene:
     def text_2d(self, text: str, where: tuple[float, float], color: tuple[float, ...],
                 font: int, *, right: bool = False, top: bool = True) -> Any:
         """Add a text overlay at ``where`` (normalised viewport coordinates); return it."""
-        import vtk
+        from vtkmodules.vtkRenderingCore import vtkTextActor
 
-        actor = vtk.vtkTextActor()
+        actor = vtkTextActor()
         actor.SetInput(text)
         prop = actor.GetTextProperty()
         prop.SetFontSize(font)

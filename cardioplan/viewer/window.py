@@ -180,9 +180,9 @@ class ViewerWindow:
 
     def pick_at(self, x: int, y: int) -> Pick | None:
         """What lies under display pixel ``(x, y)`` (origin bottom-left), clipping respected."""
-        import vtk
+        from vtkmodules.vtkRenderingCore import vtkCellPicker
 
-        picker = vtk.vtkCellPicker()
+        picker = vtkCellPicker()
         picker.SetTolerance(0.0005)
         if not picker.Pick(x, y, 0, self.plotter.renderer):
             return None

@@ -50,6 +50,7 @@ DEFAULT_PHASE_PERCENT = 75.0
 _MODALITY_RANK = {"CT": 0, "MR": 1}
 _MAX_DEVIATION = 0.10  # slice steps within 10 % of typical load as-is (with a warning)
 _SMALL = 0.01  # with --allow-gaps, steps deviating more than 1 % are interpolated
+_SLAB_BYTES = 16 * 2**20  # slices are read, rescaled and pasted in slabs of this size
 _UNRELIABLE_SYNTAXES = {
     "1.2.840.10008.1.2.4.51": "12-bit lossy JPEG (JPEG Extended, process 2 & 4)",
 }
@@ -201,7 +202,8 @@ def load_series(series: Series, *, phase: str | None = None, allow_gaps: bool = 
     allow_gaps : bool
         Interpolate missing slices / irregular spacing onto a regular grid instead of refusing.
     threads : int, optional
-        Decoder threads (default: ``min(8, 2 * CPUs)``).
+        Decoder threads (default: one for uncompressed files, which is fastest, else
+        ``min(4, CPUs)``).
 
     Returns
     -------
@@ -214,11 +216,9 @@ def load_series(series: Series, *, phase: str | None = None, allow_gaps: bool = 
     _check_geometry(series, geo, allow_gaps=allow_gaps)
     frames = [chosen.frames[i] for i in geo.order]
     _check_matrix(series, frames)
-    stored, ranges = _read_pixels(frames, threads=threads)
-    values = _rescale(stored, frames, ranges)
-    del stored
+    image = _assemble(frames, threads=threads)
     warnings = list(series.warnings)
-    image, extra = _to_image(values, frames, geo, allow_gaps=allow_gaps)
+    image, extra = _place(image, frames, geo, allow_gaps=allow_gaps)
     warnings.extend(extra)
     for w in extra:
         log.warning("%s", w)
@@ -338,9 +338,62 @@ def _stored_dtype(f: Frame) -> np.dtype:
     return np.dtype(f"{kind}{f.bits_allocated // 8}")
 
 
-def _read_pixels(frames: list[Frame], *, threads: int | None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """Stored values ``[z, y, x]`` in one array, and per-slice (min, max)."""
+class _PixelSource:
+    """Fills slabs of slices from files: raw reads for uncompressed data, pydicom decoders for the
+    rest (a multi-frame file is decoded once and kept until its last frame is used)."""
+
+    def __init__(self, frames: list[Frame]) -> None:
+        self.remaining: dict[Path, int] = defaultdict(int)
+        for f in frames:
+            if not _is_direct(f):
+                self.remaining[f.path] += 1
+        self.cache: dict[Path, np.ndarray] = {}
+
+    def fill(self, part: list[Frame], out: np.ndarray, pool: ThreadPoolExecutor | None
+             ) -> np.ndarray:
+        """Stored values of ``part`` into ``out``; returns per-slice (min, max)."""
+        ranges = np.zeros((len(part), 2), dtype=np.float64)
+
+        def direct(k: int) -> None:
+            _read_raw(part[k], out[k])
+            ranges[k] = (out[k].min(), out[k].max())
+
+        todo = sorted({f.path for f in part if not _is_direct(f) and f.path not in self.cache})
+        jobs = [k for k, f in enumerate(part) if _is_direct(f)]
+        if pool is None:
+            decoded = [_decode_file(p, _first_frame(part, p)) for p in todo]
+            for k in jobs:
+                direct(k)
+        else:
+            futures = [pool.submit(_decode_file, p, _first_frame(part, p)) for p in todo]
+            list(pool.map(direct, jobs))
+            decoded = [fut.result() for fut in futures]
+        self.cache.update(zip(todo, decoded, strict=True))
+        for k, f in enumerate(part):
+            if _is_direct(f):
+                continue
+            arr = self.cache[f.path]
+            src = arr[f.frame or 0] if arr.ndim == 3 else arr
+            if src.shape != out.shape[1:]:
+                raise DicomError(f"{f.path.name}: decoded frame has shape {src.shape}, the "
+                                 f"header says {out.shape[1:]}; the file is corrupt")
+            out[k] = src
+            ranges[k] = (out[k].min(), out[k].max())
+            self.remaining[f.path] -= 1
+            if self.remaining[f.path] == 0:
+                del self.cache[f.path]
+        return ranges
+
+
+def _is_direct(f: Frame) -> bool:
+    return f.pixel_offset is not None and f.transfer_syntax in _LE | {_BE}
+
+
+def _first_frame(part: list[Frame], path: Path) -> Frame:
+    return next(f for f in part if f.path == path)
+
+
+def _check_decodable(frames: list[Frame]) -> None:
     for f in frames:
         if f.transfer_syntax in _UNRELIABLE_SYNTAXES:
             raise DicomError(
@@ -348,43 +401,60 @@ def _read_pixels(frames: list[Frame], *, threads: int | None
                 "installed decoders (pylibjpeg, GDCM, Pillow) cannot decode reliably; CardioPlan "
                 "refuses rather than risk wrong values.  Decompress the files with DCMTK "
                 "(`dcmdjpeg IN OUT`) and import the result")
-    dtype = _stored_dtype(frames[0])
+
+
+def _assemble(frames: list[Frame], *, threads: int | None) -> sitk.Image:
+    """The rescaled voxels as one SimpleITK image, built slab by slab.
+
+    Each slab (about 16 MiB of slices) is read into a reused buffer, rescaled in place and
+    pasted into the preallocated image, so the peak memory is the volume plus two slabs.  The
+    pixel type starts as the smallest that holds the first slab and is widened only if a later
+    slab needs it.
+    """
+    _check_decodable(frames)
     first = frames[0]
-    stored = np.empty((len(frames), first.rows, first.columns), dtype=dtype)
-    ranges = np.zeros((len(frames), 2), dtype=np.float64)
-    direct = [k for k, f in enumerate(frames) if f.pixel_offset is not None
-              and f.transfer_syntax in _LE | {_BE}]
-    by_file: dict[Path, list[tuple[int, int]]] = defaultdict(list)
-    for k, f in enumerate(frames):
-        if f.pixel_offset is None or f.transfer_syntax not in _LE | {_BE}:
-            by_file[f.path].append((k, f.frame or 0))
+    dtype = _stored_dtype(first)
+    n, rows, cols = len(frames), first.rows, first.columns
+    per_slab = max(1, min(n, _SLAB_BYTES // max(1, rows * cols * dtype.itemsize)))
+    buf = np.empty((per_slab, rows, cols), dtype=dtype)
+    source = _PixelSource(frames)
+    workers = threads if threads is not None else _default_threads(frames)
+    image: sitk.Image | None = None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    try:
+        for start in progress(range(0, n, per_slab), desc="Loading slices",
+                              total=-(-n // per_slab), unit="slab"):
+            part = frames[start:start + per_slab]
+            view = buf[:len(part)]
+            ranges = source.fill(part, view, pool)
+            values = _rescale(view, part, ranges)
+            if image is None:
+                image = sitk.Image([cols, rows, n], _SITK_TYPES[values.dtype])
+            current = sitk.GetArrayViewFromImage(image).dtype
+            wanted = np.promote_types(current, values.dtype)
+            if wanted != current:
+                image = sitk.Cast(image, _SITK_TYPES[wanted])
+            piece = sitk.GetImageFromArray(values.astype(wanted, copy=False))
+            image[:, :, start:start + len(part)] = piece  # in-place paste
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    assert image is not None
+    return image
 
-    def read_direct(k: int) -> None:
-        _read_raw(frames[k], stored[k])
-        ranges[k] = (stored[k].min(), stored[k].max())
 
-    def decode(item: tuple[Path, list[tuple[int, int]]]) -> None:
-        path, targets = item
-        arr = _decode_file(path, frames[targets[0][0]], len(targets))
-        for k, frame in targets:
-            src = arr[frame] if arr.ndim == 3 else arr
-            if src.shape != stored.shape[1:]:
-                raise DicomError(f"{path.name}: decoded frame has shape {src.shape}, the header "
-                                 f"says {stored.shape[1:]}; the file is corrupt")
-            stored[k] = src
-            ranges[k] = (stored[k].min(), stored[k].max())
+def _default_threads(frames: list[Frame]) -> int:
+    """Threads help decoders (they release the GIL); raw reads are fastest in one thread."""
+    if all(_is_direct(f) for f in frames):
+        return 1
+    return min(4, os.cpu_count() or 1)
 
-    jobs: list[Any] = [(read_direct, k) for k in direct] + [(decode, it) for it in by_file.items()]
-    workers = threads or min(8, 2 * (os.cpu_count() or 1))
-    if workers <= 1 or len(jobs) < 4:
-        for fn, arg in progress(jobs, desc="Loading slices", total=len(jobs), unit="file"):
-            fn(arg)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(fn, arg) for fn, arg in jobs]
-            for fut in progress(futures, desc="Loading slices", total=len(futures), unit="file"):
-                fut.result()
-    return stored, ranges
+
+_SITK_TYPES = {np.dtype(np.uint8): sitk.sitkUInt8, np.dtype(np.int8): sitk.sitkInt8,
+               np.dtype(np.int16): sitk.sitkInt16, np.dtype(np.uint16): sitk.sitkUInt16,
+               np.dtype(np.int32): sitk.sitkInt32, np.dtype(np.uint32): sitk.sitkUInt32,
+               np.dtype(np.int64): sitk.sitkInt64, np.dtype(np.float32): sitk.sitkFloat32,
+               np.dtype(np.float64): sitk.sitkFloat64}
 
 
 def _read_raw(f: Frame, out: np.ndarray) -> None:
@@ -416,7 +486,7 @@ def _mask_bits(out: np.ndarray, f: Frame) -> None:
         np.bitwise_and(out, (1 << f.bits_stored) - 1, out=out)
 
 
-def _decode_file(path: Path, f: Frame, needed: int) -> np.ndarray:
+def _decode_file(path: Path, f: Frame) -> np.ndarray:
     """Decode the pixel data of one file with pydicom's plugins (all frames)."""
     syntax = UID(f.transfer_syntax).name if f.transfer_syntax else "unknown syntax"
     try:
@@ -482,12 +552,12 @@ def _groups(slopes: np.ndarray, inters: np.ndarray) -> dict[tuple[float, float],
 
 
 # -- image assembly --------------------------------------------------------------------------------
-def _to_image(values: np.ndarray, frames: list[Frame], geo: Any, *, allow_gaps: bool
-              ) -> tuple[sitk.Image, list[str]]:
+def _place(image: sitk.Image, frames: list[Frame], geo: Any, *, allow_gaps: bool
+           ) -> tuple[sitk.Image, list[str]]:
+    """Give the voxels their physical geometry; interpolate gaps and correct tilt if needed."""
     notes: list[str] = []
     spacing = geo.spacing or (1.0, 1.0, 1.0)
     if frames[0].orientation is None or frames[0].position is None:
-        image = sitk.GetImageFromArray(values)
         image.SetSpacing([float(s) for s in spacing])
         return image, notes
     row, col = orthonormal(frames[0].orientation)
@@ -495,12 +565,12 @@ def _to_image(values: np.ndarray, frames: list[Frame], geo: Any, *, allow_gaps: 
     origin = np.asarray(frames[0].position, dtype=float)
     dists = np.array([np.dot(f.position, normal) for f in frames])  # type: ignore[arg-type]
     if allow_gaps and (geo.gaps or geo.step_deviation > _SMALL):
-        values, dz = _regularise(values, dists, float(spacing[2]))
+        values, dz = _regularise(sitk.GetArrayViewFromImage(image), dists, float(spacing[2]))
         notes.append(f"slices interpolated onto a regular grid of {values.shape[0]} slices at "
                      f"{dz:.3f} mm (linear, between the neighbouring acquired slices) because of "
                      "missing slices / irregular spacing (--allow-gaps)")
         spacing = (spacing[0], spacing[1], dz)
-    image = sitk.GetImageFromArray(values)
+        image = sitk.GetImageFromArray(values)
     image.SetOrigin([float(v) for v in origin])
     image.SetSpacing([float(s) for s in spacing])
     image.SetDirection(_direction(row, col, normal))

@@ -213,15 +213,15 @@ def _write_stl(target: Path, parts: list[Part], space: str) -> list[Path]:
 def _write_obj(target: Path, parts: list[Part], space: str) -> list[Path]:
     scene = trimesh.Scene()
     for p in parts:
+        # no ambient = diffuse: trimesh's material hash XORs them and would merge materials
         material = trimesh.visual.material.SimpleMaterial(
-            name=p.name, diffuse=(*p.color, 255), ambient=(*p.color, 255),
-            specular=(60, 60, 60, 255))
+            name=p.name, diffuse=(*p.color, 255), specular=(60, 60, 60, 255))
         scene.add_geometry(p.trimesh(visual=trimesh.visual.TextureVisuals(material=material)),
                            node_name=p.name, geom_name=p.name)
     mtl_path = target.with_suffix(".mtl")
     text, files = trimesh.exchange.obj.export_obj(
         scene, include_normals=all(p.normals is not None for p in parts), include_texture=True,
-        return_texture=True, mtl_name=mtl_path.name,
+        return_texture=True, mtl_name=mtl_path.name, digits=4,
         header=f"{_header(space)}\n# units: mm\n# space: {space.upper()}")
     _write_bytes(mtl_path, files[mtl_path.name])
     _write_bytes(target, text.encode("utf-8"))

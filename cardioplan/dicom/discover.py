@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import pydicom
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
@@ -499,7 +502,7 @@ def _dicomdir_files(dicomdir: Path) -> list[Path]:
         return []
     base = dicomdir.parent
     files = []
-    for rec in ds.get("DirectoryRecordSequence", []):
+    for rec in _get(ds, "DirectoryRecordSequence", []):
         ref = rec.get("ReferencedFileID")
         if ref:
             parts = [ref] if isinstance(ref, str) else list(ref)
@@ -537,9 +540,10 @@ def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:
     if syntax not in _UNCOMPRESSED_LE and syntax != _BIG_ENDIAN:
         return None
     header_len = 8 if syntax == "1.2.840.10008.1.2" else 12
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    expected = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-                * int(ds.BitsAllocated) // 8 * frames)
+    frames = int(_get(ds, "NumberOfFrames", 1) or 1)
+    expected = (int(_get(ds, "Rows")) * int(_get(ds, "Columns"))
+                * int(_get(ds, "SamplesPerPixel", 1)) * int(_get(ds, "BitsAllocated", 16)) // 8
+                * frames)
     if at + header_len + expected > size:
         raise DicomError(f"truncated: {size - at - header_len} of {expected} bytes of pixel "
                          "data present")
@@ -555,8 +559,8 @@ def _group(headers: Iterable[tuple[Path, Dataset, int | None]]
     for path, ds, offset in headers:
         reason = _skip_reason(ds)
         if reason:
-            skipped.append(Skipped(path, reason, str(ds.get("Modality", "")),
-                                   _sop_name(ds), str(ds.get("SeriesInstanceUID", ""))))
+            skipped.append(Skipped(path, reason, str(_get(ds, "Modality", "")),
+                                   _sop_name(ds), str(_get(ds, "SeriesInstanceUID", ""))))
             continue
         groups[_series_key(ds)].append((path, ds, offset))
     series: list[Series] = []
@@ -571,7 +575,7 @@ def _group(headers: Iterable[tuple[Path, Dataset, int | None]]
                 unreadable.append((path, reason))
         if frames:
             series.append(_make_series(members[0][1], frames, multiframe=any(
-                int(ds.get("NumberOfFrames", 1) or 1) > 1 for _, ds, _ in members)))
+                int(_get(ds, "NumberOfFrames", 1) or 1) > 1 for _, ds, _ in members)))
     series = _drop_scouts(series, skipped)
     series.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number
                                if s.series_number is not None else 1 << 30,
@@ -582,7 +586,7 @@ def _group(headers: Iterable[tuple[Path, Dataset, int | None]]
 
 
 def _skip_reason(ds: Dataset) -> str:
-    modality = str(ds.get("Modality", "")).upper()
+    modality = str(_get(ds, "Modality", "")).upper()
     if modality in _NON_IMAGE_REASONS:
         return _NON_IMAGE_REASONS[modality]
     sop = _sop_class(ds)
@@ -592,17 +596,17 @@ def _skip_reason(ds: Dataset) -> str:
         return f"{_sop_name(ds) or 'object'} without pixel data (not an image)"
     if sop not in IMAGE_SOP_CLASSES:
         return f"{_sop_name(ds) or 'unknown SOP class'} (not a CT/MR image)"
-    image_type = [str(v).upper() for v in _as_list(ds.get("ImageType", []))]
+    image_type = [str(v).upper() for v in _as_list(_get(ds, "ImageType", []))]
     if "LOCALIZER" in image_type:
         return "localizer/scout image (ImageType LOCALIZER)"
-    if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
+    if int(_get(ds, "SamplesPerPixel", 1) or 1) != 1:
         return "colour image (screenshot or secondary capture, not a scan)"
     return ""
 
 
 def _sop_class(ds: Dataset) -> str:
     """SOPClassUID, falling back to the file meta's MediaStorageSOPClassUID when empty."""
-    sop = str(ds.get("SOPClassUID", "") or "").strip()
+    sop = str(_get(ds, "SOPClassUID", "") or "").strip()
     meta = getattr(ds, "file_meta", None)
     if not sop and meta is not None:
         sop = str(meta.get("MediaStorageSOPClassUID", "") or "").strip()
@@ -611,7 +615,7 @@ def _sop_class(ds: Dataset) -> str:
 
 def _sop_instance(ds: Dataset) -> str:
     """SOPInstanceUID, falling back to the file meta's MediaStorageSOPInstanceUID when empty."""
-    uid = str(ds.get("SOPInstanceUID", "") or "").strip()
+    uid = str(_get(ds, "SOPInstanceUID", "") or "").strip()
     meta = getattr(ds, "file_meta", None)
     if not uid and meta is not None:
         uid = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip()
@@ -624,36 +628,36 @@ def _sop_name(ds: Dataset) -> str:
 
 
 def _series_key(ds: Dataset) -> tuple[Any, ...]:
-    study = str(ds.get("StudyInstanceUID", "") or "")
-    uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
+    study = str(_get(ds, "StudyInstanceUID", "") or "")
+    uid = str(_get(ds, "SeriesInstanceUID", "") or "").strip()
     if uid:
         return (study, uid)
     iop = _iop(ds) or _shared_iop(ds)
-    return (study, "", str(ds.get("FrameOfReferenceUID", "") or ""),
+    return (study, "", str(_get(ds, "FrameOfReferenceUID", "") or ""),
             tuple(round(v, 3) for v in iop) if iop else None,
-            int(ds.get("Rows", 0)), int(ds.get("Columns", 0)),
-            str(ds.get("SeriesNumber", "")), str(ds.get("SeriesDescription", "")),
-            str(ds.get("Modality", "")))
+            int(_get(ds, "Rows", 0)), int(_get(ds, "Columns", 0)),
+            str(_get(ds, "SeriesNumber", "")), str(_get(ds, "SeriesDescription", "")),
+            str(_get(ds, "Modality", "")))
 
 
 def _make_series(ds: Dataset, frames: list[Frame], *, multiframe: bool) -> Series:
-    number = ds.get("SeriesNumber")
+    number = _get(ds, "SeriesNumber")
     s = Series(
         index=0,
-        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
-        series_uid=str(ds.get("SeriesInstanceUID", "") or "").strip(),
-        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
-        modality=str(ds.get("Modality", "") or "OT"),
-        description=str(ds.get("SeriesDescription", "") or ""),
+        study_uid=str(_get(ds, "StudyInstanceUID", "") or ""),
+        series_uid=str(_get(ds, "SeriesInstanceUID", "") or "").strip(),
+        frame_of_reference_uid=str(_get(ds, "FrameOfReferenceUID", "") or ""),
+        modality=str(_get(ds, "Modality", "") or "OT"),
+        description=str(_get(ds, "SeriesDescription", "") or ""),
         series_number=int(number) if number not in (None, "") else None,
         sop_class_uid=_sop_class(ds),
         frames=_dedupe(frames),
-        study_description=str(ds.get("StudyDescription", "") or ""),
-        study_date=str(ds.get("StudyDate", "") or ""),
+        study_description=str(_get(ds, "StudyDescription", "") or ""),
+        study_date=str(_get(ds, "StudyDate", "") or ""),
         multiframe=multiframe,
-        patient={"name": str(ds.get("PatientName", "") or ""),
-                 "id": str(ds.get("PatientID", "") or ""),
-                 "birth_date": str(ds.get("PatientBirthDate", "") or "")},
+        patient={"name": str(_get(ds, "PatientName", "") or ""),
+                 "id": str(_get(ds, "PatientID", "") or ""),
+                 "birth_date": str(_get(ds, "PatientBirthDate", "") or "")},
     )
     if len(s.frames) < len(frames):
         s.notes.append(f"{len(frames) - len(s.frames)} duplicate file(s) of the same "
@@ -719,30 +723,30 @@ def _sop_name_uid(uid: str) -> str:
 
 # -- per-frame attributes ---------------------------------------------------------------------
 def _frames(path: Path, ds: Dataset, offset: int | None) -> list[Frame]:
-    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    nframes = int(_get(ds, "NumberOfFrames", 1) or 1)
     syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols = int(_get(ds, "Rows")), int(_get(ds, "Columns"))
     common = {
         "rows": rows, "columns": cols, "transfer_syntax": syntax,
-        "bits_allocated": int(ds.get("BitsAllocated", 16) or 16),
-        "bits_stored": int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
-        "signed": bool(int(ds.get("PixelRepresentation", 0) or 0)),
+        "bits_allocated": int(_get(ds, "BitsAllocated", 16) or 16),
+        "bits_stored": int(_get(ds, "BitsStored", _get(ds, "BitsAllocated", 16)) or 16),
+        "signed": bool(int(_get(ds, "PixelRepresentation", 0) or 0)),
         "sop_instance_uid": _sop_instance(ds),
-        "instance": _int(ds.get("InstanceNumber")),
-        "spacing_between": _float(ds.get("SpacingBetweenSlices"), None),
+        "instance": _int(_get(ds, "InstanceNumber")),
+        "spacing_between": _float(_get(ds, "SpacingBetweenSlices"), None),
     }
     if "PerFrameFunctionalGroupsSequence" not in ds and nframes == 1:
         return [Frame(path=path, frame=None, position=_ipp(ds), orientation=_iop(ds),
-                      pixel_spacing=_ps(ds), slope=_float(ds.get("RescaleSlope"), 1.0),
-                      intercept=_float(ds.get("RescaleIntercept"), 0.0),
-                      thickness=_float(ds.get("SliceThickness"), None),
+                      pixel_spacing=_ps(ds), slope=_float(_get(ds, "RescaleSlope"), 1.0),
+                      intercept=_float(_get(ds, "RescaleIntercept"), 0.0),
+                      thickness=_float(_get(ds, "SliceThickness"), None),
                       pixel_offset=offset,
-                      temporal_position=_int(ds.get("TemporalPositionIdentifier")),
-                      trigger_time=_float(ds.get("TriggerTime"), None),
-                      percent_rr=_float(ds.get("NominalPercentageOfCardiacPhase"), None),
+                      temporal_position=_int(_get(ds, "TemporalPositionIdentifier")),
+                      trigger_time=_float(_get(ds, "TriggerTime"), None),
+                      percent_rr=_float(_get(ds, "NominalPercentageOfCardiacPhase"), None),
                       rr_ms=_rr_interval(ds), **common)]
-    shared = _first(ds.get("SharedFunctionalGroupsSequence"))
-    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence", []) or [])
+    shared = _first(_get(ds, "SharedFunctionalGroupsSequence"))
+    per_frame = list(_get(ds, "PerFrameFunctionalGroupsSequence", []) or [])
     out = []
     for i in range(nframes):
         pf = per_frame[i] if i < len(per_frame) else None
@@ -767,17 +771,17 @@ def _enhanced_frame(path: Path, ds: Dataset, i: int, pf: Dataset | None, shared:
     position = _ipp(pos) if pos is not None else _ipp(ds)
     orientation = _iop(ori) if ori is not None else _iop(ds)
     spacing = _ps(meas) if meas is not None else _ps(ds)
-    thickness = _float(meas.get("SliceThickness"), None) if meas is not None else None
-    slope = _float(pvt.get("RescaleSlope"), 1.0) if pvt is not None else \
-        _float(ds.get("RescaleSlope"), 1.0)
-    intercept = _float(pvt.get("RescaleIntercept"), 0.0) if pvt is not None else \
-        _float(ds.get("RescaleIntercept"), 0.0)
-    temporal = _int(content.get("TemporalPositionIndex")) if content is not None else None
+    thickness = _float(_get(meas, "SliceThickness"), None) if meas is not None else None
+    slope = _float(_get(pvt, "RescaleSlope"), 1.0) if pvt is not None else \
+        _float(_get(ds, "RescaleSlope"), 1.0)
+    intercept = _float(_get(pvt, "RescaleIntercept"), 0.0) if pvt is not None else \
+        _float(_get(ds, "RescaleIntercept"), 0.0)
+    temporal = _int(_get(content, "TemporalPositionIndex")) if content is not None else None
     trigger = None
     percent = None
     if cardiac is not None:
-        trigger = _float(cardiac.get("NominalCardiacTriggerDelayTime"), None)
-        percent = _float(cardiac.get("NominalPercentageOfCardiacPhase"), None)
+        trigger = _float(_get(cardiac, "NominalCardiacTriggerDelayTime"), None)
+        percent = _float(_get(cardiac, "NominalPercentageOfCardiacPhase"), None)
     return Frame(path=path, frame=i, position=position, orientation=orientation,
                  pixel_spacing=spacing, slope=slope, intercept=intercept, thickness=thickness,
                  temporal_position=temporal, trigger_time=trigger, percent_rr=percent,
@@ -785,10 +789,10 @@ def _enhanced_frame(path: Path, ds: Dataset, i: int, pf: Dataset | None, shared:
 
 
 def _rr_interval(ds: Dataset) -> float | None:
-    nominal = _float(ds.get("NominalInterval"), None)
+    nominal = _float(_get(ds, "NominalInterval"), None)
     if nominal and nominal > 0:
         return nominal
-    rate = _float(ds.get("HeartRate"), None)
+    rate = _float(_get(ds, "HeartRate"), None)
     return 60000.0 / rate if rate and rate > 0 else None
 
 
@@ -834,27 +838,27 @@ def _pos_key(f: Frame) -> tuple[float, ...] | None:
 
 
 def _ipp(ds: Dataset) -> tuple[float, float, float] | None:
-    v = ds.get("ImagePositionPatient")
+    v = _get(ds, "ImagePositionPatient")
     if v is None or len(v) != 3:
         return None
     return (float(v[0]), float(v[1]), float(v[2]))
 
 
 def _iop(ds: Dataset) -> tuple[float, ...] | None:
-    v = ds.get("ImageOrientationPatient")
+    v = _get(ds, "ImageOrientationPatient")
     if v is None or len(v) != 6:
         return None
     return tuple(float(x) for x in v)
 
 
 def _shared_iop(ds: Dataset) -> tuple[float, ...] | None:
-    shared = _first(ds.get("SharedFunctionalGroupsSequence"))
-    ori = _first(shared.get("PlaneOrientationSequence")) if shared is not None else None
+    shared = _first(_get(ds, "SharedFunctionalGroupsSequence"))
+    ori = _first(_get(shared, "PlaneOrientationSequence")) if shared is not None else None
     return _iop(ori) if ori is not None else None
 
 
 def _ps(ds: Dataset) -> tuple[float, float] | None:
-    v = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+    v = _get(ds, "PixelSpacing") or _get(ds, "ImagerPixelSpacing")
     if v is None or len(v) != 2:
         return None
     return (float(v[0]), float(v[1]))
@@ -890,3 +894,50 @@ def _int(v: Any) -> int | None:
         return int(v)
     except (TypeError, ValueError):
         return None
+
+
+# -- fast header values ----------------------------------------------------------------------------
+_BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+_TEXT = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "PN", "SH", "TM", "UI", "UC"}
+_TAG_CACHE: dict[str, int] = {}
+
+
+def _get(ds: Dataset, keyword: str, default: Any = None) -> Any:
+    """An attribute's value without pydicom's full conversion (the scan's hot path).
+
+    Text values come back as ``str`` (a list of ``str`` when multi-valued), binary integers and
+    floats as numbers, sequences as pydicom sequences.  Missing or empty: ``default``.
+    """
+    tag = _TAG_CACHE.get(keyword)
+    if tag is None:
+        tag = _TAG_CACHE.setdefault(keyword, int(tag_for_keyword(keyword)))
+    try:
+        elem = ds.get_item(tag)
+    except KeyError:
+        return default
+    if elem is None:
+        return default
+    if not isinstance(elem, RawDataElement):
+        value = elem.value
+        return default if value is None or value == "" else value
+    data = elem.value
+    if not data:
+        return default
+    vr = elem.VR or dictionary_VR(tag)
+    if vr in _BINARY:
+        code = _BINARY[vr]
+        count = len(data) // struct.calcsize(code)
+        values = struct.unpack(("<" if elem.is_little_endian else ">") + code * count,
+                               data[:count * struct.calcsize(code)])
+        return values[0] if count == 1 else list(values)
+    if vr in _TEXT:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+        text = text.strip(" \x00")
+        if not text:
+            return default
+        return [t.strip() for t in text.split("\\")] if "\\" in text else text
+    value = ds.get(keyword)
+    return default if value is None else value

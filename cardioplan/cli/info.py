@@ -155,7 +155,7 @@ def _series_row(s: dict[str, Any]) -> list[str]:
     if s["phases"]:
         images += f" ({s['slices_per_phase']}/phase)"
     return [str(s["index"]), "" if s["series_number"] is None else str(s["series_number"]),
-            s["modality"], s["description"][:28], images, matrix, spacing, s["orientation"],
+            s["modality"], _clip(s["description"], 32), images, matrix, spacing, s["orientation"],
             syntax, phases]
 
 
@@ -189,3 +189,7 @@ def _format_image(d: dict[str, Any]) -> str:
         lines.append(f"  phase     {d['phase']}")
     lines += [f"  ! {w}" for w in d["warnings"]]
     return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"

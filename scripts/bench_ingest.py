@@ -56,7 +56,7 @@ if mode == "scan":
     r = scan(folder); n = len(r.series[0].frames); dtype = "-"
 elif mode.startswith("load"):
     threads = int(mode[4:]) if len(mode) > 4 else None
-    r = scan(folder)
+    r = scan(folder, prefetch=True)
     v = load_series(r.series[0], threads=threads)
     n = v.image.GetSize()[2]; dtype = v.image.GetPixelIDTypeAsString()
 elif mode == "sitk":

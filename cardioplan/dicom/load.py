@@ -97,7 +97,7 @@ def load_volume(path: str | os.PathLike[str], *, series: str | None = None,
     >>> vol.image.GetSize(), vol.image.GetPixelIDTypeAsString()   # doctest: +SKIP
     ((512, 512, 320), '16-bit signed integer')
     """
-    result = scan_result if scan_result is not None else scan(path)
+    result = scan_result if scan_result is not None else scan(path, prefetch=True)
     chosen, why = choose_series(result, series)
     vol = load_series(chosen, phase=phase, allow_gaps=allow_gaps)
     vol.source["series_choice"] = why

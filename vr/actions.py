@@ -80,6 +80,12 @@ class Controls:
                     action=self.actions[kind], subaction_path=path,
                     pose_in_action_space=xr.Posef()))
         self.current_profiles: dict[str, str] = {}
+        self._info = {(n, h): xr.ActionStateGetInfo(action=a, subaction_path=path)
+                      for n, a in self.actions.items() for h, path in self.hand_paths.items()}
+        self._sync = xr.ActionsSyncInfo(
+            active_action_sets=[xr.ActiveActionSet(self.action_set, xr.NULL_PATH)])
+        self._valid = int(xr.SpaceLocationFlags.POSITION_VALID_BIT
+                          | xr.SpaceLocationFlags.ORIENTATION_VALID_BIT)
 
     def profile_changed(self) -> None:
         """Record which profile the runtime now uses for each hand (for the log and --json)."""
@@ -96,30 +102,27 @@ class Controls:
     def read(self, space: Any, display_time: int, head: Pose | None = None) -> FrameInput:
         """Sync the actions and return this frame's input (poses in ``space``)."""
         xr = self._xr
-        xr.sync_actions(self.session, xr.ActionsSyncInfo(
-            active_action_sets=[xr.ActiveActionSet(self.action_set, xr.NULL_PATH)]))
+        session = self.session
+        xr.sync_actions(session, self._sync)
         hands = {}
-        valid = xr.SpaceLocationFlags.POSITION_VALID_BIT | \
-            xr.SpaceLocationFlags.ORIENTATION_VALID_BIT
-        for h, path in self.hand_paths.items():
-            info = {n: xr.ActionStateGetInfo(action=a, subaction_path=path)
-                    for n, a in self.actions.items()}
+        for h in self.hand_paths:
+            info = self._info
             poses = {}
             for kind in ("grip_pose", "aim_pose"):
                 loc = xr.locate_space(self.spaces[(kind, h)], space, display_time)
-                ok = (int(loc.location_flags) & int(valid)) == int(valid)
+                ok = (int(loc.location_flags) & self._valid) == self._valid
                 poses[kind] = Pose.from_xr(loc.pose) if ok else None
-            stick = xr.get_action_state_vector2f(self.session, info["thumbstick"])
+            stick = xr.get_action_state_vector2f(session, info[("thumbstick", h)]).current_state
             hands[h] = HandInput(
                 grip_pose=poses["grip_pose"], aim_pose=poses["aim_pose"],
-                grip=float(xr.get_action_state_float(self.session, info["grip"]).current_state),
-                trigger=float(xr.get_action_state_float(self.session,
-                                                        info["trigger"]).current_state),
-                thumbstick=(float(stick.current_state.x), float(stick.current_state.y)),
-                primary=bool(xr.get_action_state_boolean(self.session,
-                                                         info["primary"]).current_state),
-                secondary=bool(xr.get_action_state_boolean(self.session,
-                                                           info["secondary"]).current_state))
+                grip=float(xr.get_action_state_float(session, info[("grip", h)]).current_state),
+                trigger=float(xr.get_action_state_float(session,
+                                                        info[("trigger", h)]).current_state),
+                thumbstick=(float(stick.x), float(stick.y)),
+                primary=bool(xr.get_action_state_boolean(session,
+                                                         info[("primary", h)]).current_state),
+                secondary=bool(xr.get_action_state_boolean(
+                    session, info[("secondary", h)]).current_state))
         return FrameInput(hands=hands, head=head)
 
     def pulse(self, haptic: Haptic) -> None:

@@ -488,8 +488,9 @@ class VrApp:
         menu = self._menu_image(frame)
         scene = scene_frame(it, frame, colors=self._colors, menu=menu,
                             head=head.position if head else None)
-        t3 = time.perf_counter()
         self.renderer.driver_s = 0.0
+        self.renderer.prepare(scene)
+        t3 = time.perf_counter()
         submitted = None
         if fs.should_render and valid:
             capture = self.capture

@@ -255,6 +255,26 @@ def _octahedron(c: NDArray[np.float64], r: float) -> NDArray[np.float64]:
     return np.array([v[i] for t in tris for i in t])
 
 
+_QUAD = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 0.0],
+                  [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
+"""Two triangles of a unit square in its local XY plane (scale by [w, h, 0])."""
+_QUAD_UV = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+
+
+def _billboard(label: Label, aspect: float, head: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Corners (as :data:`_QUAD`) of a label's quad facing the head, just above its point."""
+    h = label.height_m
+    to_head = np.asarray(head, dtype=np.float64) - label.position
+    n = to_head / max(float(np.linalg.norm(to_head)), 1e-9)
+    right = np.cross([0.0, 1.0, 0.0], n)
+    if np.linalg.norm(right) < 1e-6:
+        right = np.array([1.0, 0.0, 0.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(n, right)
+    centre = label.position + up * (h * 1.3)
+    return centre + _QUAD[:, :1] * right * (h * aspect) + _QUAD[:, 1:2] * up * h
+
+
 class _GpuMesh:
     def __init__(self, ctx: Any, prog: Any, vertices: NDArray[np.float32],
                  faces: NDArray[np.uint32]) -> None:
@@ -312,14 +332,26 @@ class Renderer:
         self._volume: Any = None
         self._tex_from_model: NDArray[np.float64] | None = None
         self._volume_corners: NDArray[np.float64] | None = None
+        self._mesh_uniforms = {name: self.mesh_prog[name] for name in (
+            "u_model", "u_viewproj", "u_normal_matrix", "u_eye", "u_planes", "u_nplanes",
+            "u_color", "u_alpha")}
+        self._background = tuple(float(x) for x in (
+            _linear(BACKGROUND) if srgb else np.array(BACKGROUND) / 255.0))
         self._dyn = ctx.buffer(reserve=1 << 16, dynamic=True)
         self._dyn_tex = ctx.buffer(reserve=1 << 12, dynamic=True)
+        self._slice_buf = ctx.buffer(reserve=6 * 5 * 4, dynamic=True)
         self._flat_vao = ctx.vertex_array(self.flat_prog,
                                           [(self._dyn, "3f 4f", "in_pos", "in_color")])
         self._tex_vao = ctx.vertex_array(self.tex_prog, [(self._dyn_tex, "3f 2f", "in_pos",
                                                           "in_uv")])
-        self._slice_vao = ctx.vertex_array(self.slice_prog, [(self._dyn_tex, "3f 8x",
+        self._slice_vao = ctx.vertex_array(self.slice_prog, [(self._slice_buf, "3f 8x",
                                                               "in_pos")])
+        self._opaque: list[Any] = []
+        self._transparent: list[Any] = []
+        self._textured: list[Any] = []
+        self._flat_ranges = (0, 0, 0)
+        self._slice_verts: NDArray[np.float32] | None = None
+        self._model_bytes = self._normal_bytes = b""
 
     # -- resources ----------------------------------------------------------------------------
     def set_meshes(self, meshes: dict[str, tuple[NDArray[np.float32], NDArray[np.uint32]]]
@@ -418,55 +450,72 @@ class Renderer:
         return self.ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
 
     # -- drawing ------------------------------------------------------------------------------
-    def draw(self, fbo: Any, proj: NDArray[np.float64], view: NDArray[np.float64],
-             eye: NDArray[np.float64], frame: SceneFrame) -> None:
-        """Draw ``frame`` for one eye (``proj``/``view`` from :mod:`vr.xrmath`)."""
-        ctx = self.ctx
-        mgl = self._mgl
-        fbo.use()
-        if self.srgb:
-            ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
-        bg = _linear(BACKGROUND) if self.srgb else np.array(BACKGROUND) / 255
-        self._driver(ctx.clear, *bg, 1.0, depth=1.0)
-        ctx.enable(mgl.DEPTH_TEST)
-        ctx.disable(mgl.CULL_FACE)
-        viewproj = proj @ view
+    def prepare(self, frame: SceneFrame) -> None:
+        """Do the per-frame work shared by both eyes: draw order, per-structure uniforms,
+        overlay geometry (uploaded once).  :meth:`draw` calls it when given a new frame."""
         model = frame.model
-        prog = self.mesh_prog
-        prog["u_model"].write(_gl(model))
-        prog["u_viewproj"].write(_gl(viewproj))
-        nm = np.linalg.inv(model[:3, :3]).T
-        prog["u_normal_matrix"].write(np.asarray(nm, dtype=np.float32).T.copy().tobytes())
-        prog["u_eye"].value = tuple(float(x) for x in eye)
+        head = frame.head if frame.head is not None else model[:3, 3]
+        head_model = xrmath.transform_points(np.linalg.inv(model), head)
         opaque, transparent = [], []
         for name, mesh in self.meshes.items():
             style = frame.styles.get(name)
             if style is None or not style.visible or style.opacity <= 0.01:
                 continue
-            (opaque if style.opacity >= 0.99 else transparent).append((name, mesh, style))
+            planes = np.zeros((MAX_CLIP_PLANES, 4), dtype=np.float32)
+            for i, (n, o) in enumerate(style.planes[:MAX_CLIP_PLANES]):
+                planes[i, :3] = n
+                planes[i, 3] = -float(np.dot(n, o))
+            item = (mesh, planes.tobytes(), min(len(style.planes), MAX_CLIP_PLANES),
+                    tuple(float(x) for x in _linear(style.color)), float(style.opacity))
+            (opaque if style.opacity >= 0.99 else transparent).append(item)
+        # back to front from the head (the same order suits both eyes)
+        transparent.sort(key=lambda t: -float(np.linalg.norm(t[0].centre - head_model)))
+        self._opaque, self._transparent = opaque, transparent
+        nm = np.linalg.inv(model[:3, :3]).T
+        self._model_bytes = _gl(model)
+        self._normal_bytes = np.asarray(nm, dtype=np.float32).T.copy().tobytes()
+        self._slice_verts = self._slice_quad(frame.slice_plane) \
+            if frame.slice_plane is not None and self._volume is not None else None
+        self._prepare_overlays(frame, head)
+        self._prepared = frame
+
+    def draw(self, fbo: Any, proj: NDArray[np.float64], view: NDArray[np.float64],
+             eye: NDArray[np.float64], frame: SceneFrame) -> None:
+        """Draw ``frame`` for one eye (``proj``/``view`` from :mod:`vr.xrmath`)."""
+        if getattr(self, "_prepared", None) is not frame:
+            self.prepare(frame)
+        ctx = self.ctx
+        mgl = self._mgl
+        fbo.use()
+        if self.srgb:
+            ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
+        self._driver(ctx.clear, *self._background, 1.0, depth=1.0)
+        ctx.enable(mgl.DEPTH_TEST)
+        ctx.disable(mgl.CULL_FACE)
         ctx.disable(mgl.BLEND)
-        for _name, mesh, style in opaque:
-            self._draw_mesh(mesh, style)
-        if frame.slice_plane is not None and self._volume is not None:
-            ctx.enable(mgl.BLEND)
-            ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
-            ctx.depth_mask = False
-            self._draw_slice(model, viewproj, frame.slice_plane)
-            ctx.depth_mask = True
-        if transparent:
-            eye_model = xrmath.transform_points(np.linalg.inv(model), eye)
-            transparent.sort(key=lambda t: -float(np.linalg.norm(t[1].centre - eye_model)))
-            ctx.enable(mgl.BLEND)
-            ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
-            ctx.depth_mask = False
+        viewproj = _gl(proj @ view)
+        u = self._mesh_uniforms
+        u["u_model"].write(self._model_bytes)
+        u["u_viewproj"].write(viewproj)
+        u["u_normal_matrix"].write(self._normal_bytes)
+        u["u_eye"].value = (float(eye[0]), float(eye[1]), float(eye[2]))
+        for item in self._opaque:
+            self._draw_mesh(*item)
+        ctx.enable(mgl.BLEND)
+        ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
+        ctx.depth_mask = False
+        if self._slice_verts is not None:
+            self._draw_slice(viewproj)
+        if self._transparent:
             ctx.enable(mgl.CULL_FACE)
-            for _name, mesh, style in transparent:
+            for item in self._transparent:
                 for face in ("front", "back"):  # back faces first (cull the front ones)
                     ctx.cull_face = face
-                    self._draw_mesh(mesh, style)
+                    self._draw_mesh(*item)
             ctx.disable(mgl.CULL_FACE)
-            ctx.depth_mask = True
-        self._draw_overlays(viewproj, eye, frame)
+        self._draw_overlays(viewproj)
+        ctx.depth_mask = True
+        ctx.disable(mgl.BLEND)
         if self.srgb:
             ctx.disable_direct(GL_FRAMEBUFFER_SRGB)
 
@@ -476,24 +525,18 @@ class Renderer:
         call(*args, **kwargs)
         self.driver_s += time.perf_counter() - t0
 
-    def _draw_mesh(self, mesh: _GpuMesh, style: StructureStyle) -> None:
-        prog = self.mesh_prog
-        planes = style.planes[:MAX_CLIP_PLANES]
-        data = np.zeros((MAX_CLIP_PLANES, 4), dtype=np.float32)
-        for i, (n, o) in enumerate(planes):
-            data[i, :3] = n
-            data[i, 3] = -float(np.dot(n, o))
-        prog["u_planes"].write(data.tobytes())
-        prog["u_nplanes"].value = len(planes)
-        prog["u_color"].value = tuple(float(x) for x in _linear(style.color))
-        prog["u_alpha"].value = float(style.opacity)
+    def _draw_mesh(self, mesh: _GpuMesh, planes: bytes, nplanes: int,
+                   color: tuple[float, float, float], alpha: float) -> None:
+        u = self._mesh_uniforms
+        u["u_planes"].write(planes)
+        u["u_nplanes"].value = nplanes
+        u["u_color"].value = color
+        u["u_alpha"].value = alpha
         self._driver(mesh.vao.render, self._mgl.TRIANGLES)
 
-    def _draw_slice(self, model: NDArray[np.float64], viewproj: NDArray[np.float64],
-                    plane: tuple[NDArray[np.float64], NDArray[np.float64]]) -> None:
+    def _slice_quad(self, plane: tuple[NDArray[np.float64], NDArray[np.float64]]
+                    ) -> NDArray[np.float32]:
         origin, normal = (np.asarray(a, dtype=np.float64) for a in plane)
-        assert self._volume_corners is not None and self._tex_from_model is not None
-        # a square on the plane covering the structures (or the whole scan without them)
         centre, radius = self._focus()
         c = centre - np.dot(centre - origin, normal) * normal
         u = np.cross(normal, [0.0, 0.0, 1.0])
@@ -504,106 +547,96 @@ class Renderer:
         quad = np.array([c - radius * u - radius * v, c + radius * u - radius * v,
                          c + radius * u + radius * v, c - radius * u - radius * v,
                          c + radius * u + radius * v, c - radius * u + radius * v])
-        data = np.hstack([quad, np.zeros((6, 2))]).astype(np.float32)
-        self._dyn_tex.orphan(max(self._dyn_tex.size, data.nbytes))
-        self._dyn_tex.write(data.tobytes())
+        return np.hstack([quad, np.zeros((6, 2))]).astype(np.float32)
+
+    def _draw_slice(self, viewproj: bytes) -> None:
+        assert self._slice_verts is not None and self._tex_from_model is not None
+        self._slice_buf.write(self._slice_verts.tobytes())
         p = self.slice_prog
-        p["u_model"].write(_gl(model))
-        p["u_viewproj"].write(_gl(viewproj))
+        p["u_model"].write(self._model_bytes)
+        p["u_viewproj"].write(viewproj)
         p["u_tex_from_model"].write(_gl(self._tex_from_model))
         p["u_alpha"].value = SLICE_OPACITY
         self._volume.use(0)
         p["u_volume"].value = 0
         self._driver(self._slice_vao.render, self._mgl.TRIANGLES, vertices=6)
 
-    def _draw_overlays(self, viewproj: NDArray[np.float64], eye: NDArray[np.float64],
-                       frame: SceneFrame) -> None:
-        mgl = self._mgl
-        ctx = self.ctx
-        self.flat_prog["u_viewproj"].write(_gl(viewproj))
+    def _prepare_overlays(self, frame: SceneFrame, head: NDArray[np.float64]) -> None:
+        """Build every overlay vertex once per frame: flat triangles (markers, quads), lines,
+        textured quads (labels, menu)."""
         tris: list[NDArray[np.float64]] = []
         tri_cols: list[tuple[float, ...]] = []
         for centre, r, col in frame.points:
             o = _octahedron(np.asarray(centre, dtype=np.float64), r)
             tris.append(o)
             tri_cols += [col] * len(o)
-        self._flat_draw(tris, tri_cols, mgl.TRIANGLES)
-        seg = [np.array([a, b], dtype=np.float64) for a, b, _ in frame.lines]
-        self._flat_draw(seg, [c for _, _, c in frame.lines for _ in range(2)], mgl.LINES)
-        ctx.enable(mgl.BLEND)
-        ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
-        ctx.depth_mask = False
-        qv, qc = [], []
+        n_solid = sum(len(t) for t in tris)
         for pose, (w, h), col in frame.quads:
-            corners = pose.transform_point(np.array([[-w / 2, -h / 2, 0], [w / 2, -h / 2, 0],
-                                                     [w / 2, h / 2, 0], [-w / 2, -h / 2, 0],
-                                                     [w / 2, h / 2, 0], [-w / 2, h / 2, 0]]))
-            qv.append(corners)
-            qc += [col] * 6
-        self._flat_draw(qv, qc, mgl.TRIANGLES)
-        ctx.depth_mask = True
-        head = frame.head if frame.head is not None else eye
+            tris.append(pose.transform_point(_QUAD * [w, h, 0.0]))
+            tri_cols += [col] * 6
+        lines = [np.array([a, b], dtype=np.float64) for a, b, _ in frame.lines]
+        line_cols = [c for _, _, c in frame.lines for _ in range(2)]
+        parts = tris + lines
+        self._flat_ranges = (n_solid, sum(len(t) for t in tris), sum(len(x) for x in lines))
+        if parts:
+            data = np.hstack([np.vstack(parts), np.asarray(tri_cols + line_cols)]
+                             ).astype(np.float32)
+            self._upload(self._dyn, data)
+        textured: list[tuple[Any, NDArray[np.float64]]] = []
         for label in frame.labels:
-            self._draw_label(viewproj, head, label)
+            tex, aspect = self._text_texture(label.text, label.color)
+            textured.append((tex, _billboard(label, aspect, head)))
         if frame.menu is not None:
-            self._draw_menu(viewproj, frame.menu)
-        ctx.disable(mgl.BLEND)
+            textured.append((self._menu_texture(frame.menu),
+                             frame.menu.pose.transform_point(_QUAD * [*frame.menu.size_m, 0.0])))
+        self._textured = [t for t, _ in textured]
+        if textured:
+            uv = np.tile(_QUAD_UV, (len(textured), 1))
+            data = np.hstack([np.vstack([c for _, c in textured]), uv]).astype(np.float32)
+            self._upload(self._dyn_tex, data)
 
-    def _flat_draw(self, parts: list[NDArray[np.float64]], colors: list[tuple[float, ...]],
-                   mode: int) -> None:
-        if not parts:
-            return
-        pos = np.vstack(parts)
-        data = np.hstack([pos, np.asarray(colors, dtype=np.float64)]).astype(np.float32)
-        if data.nbytes > self._dyn.size:
-            self._dyn.orphan(data.nbytes)
-        self._dyn.write(data.tobytes())
-        self._driver(self._flat_vao.render, mode, vertices=len(data))
+    def _upload(self, buf: Any, data: NDArray[np.float32]) -> None:
+        # orphaning gives the driver fresh storage: no wait for the previous frame's draws
+        buf.orphan(max(buf.size, data.nbytes))
+        buf.write(data.tobytes())
 
-    def _textured_quad(self, viewproj: NDArray[np.float64], corners: NDArray[np.float64],
-                       tex: Any) -> None:
-        uv = np.array([[0, 1], [1, 1], [1, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float64)
-        data = np.hstack([corners, uv]).astype(np.float32)
-        self._dyn_tex.write(data.tobytes())
-        self.tex_prog["u_viewproj"].write(_gl(viewproj))
-        tex.use(0)
-        self.tex_prog["u_tex"].value = 0
-        self._driver(self._tex_vao.render, self._mgl.TRIANGLES, vertices=6)
+    def _draw_overlays(self, viewproj: bytes) -> None:
+        mgl = self._mgl
+        solid, n_tris, n_lines = self._flat_ranges
+        if n_tris or n_lines:
+            self.flat_prog["u_viewproj"].write(viewproj)
+            self.ctx.depth_mask = True
+            if solid:
+                self._driver(self._flat_vao.render, mgl.TRIANGLES, vertices=solid)
+            if n_lines:
+                self._driver(self._flat_vao.render, mgl.LINES, vertices=n_lines, first=n_tris)
+            self.ctx.depth_mask = False
+            if n_tris > solid:
+                self._driver(self._flat_vao.render, mgl.TRIANGLES, vertices=n_tris - solid,
+                             first=solid)
+        if self._textured:
+            self.tex_prog["u_viewproj"].write(viewproj)
+            self.tex_prog["u_tex"].value = 0
+            for i, tex in enumerate(self._textured):
+                tex.use(0)
+                self._driver(self._tex_vao.render, mgl.TRIANGLES, vertices=6, first=6 * i)
 
     def _text_texture(self, text: str, color: Color) -> tuple[Any, float]:
         key = (text, color)
         if key not in self._text:
             from vr.overlay import text_image
 
-            img = text_image(text, color=color)
-            tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img[::-1].tobytes())
-            tex.filter = (self._mgl.LINEAR, self._mgl.LINEAR)
             if len(self._text) > 256:  # labels change rarely; keep the cache bounded
                 for t, _ in self._text.values():
                     t.release()
                 self._text.clear()
+            img = text_image(text, color=color)
+            tex = self.ctx.texture((img.shape[1], img.shape[0]), 4, img[::-1].tobytes())
+            tex.filter = (self._mgl.LINEAR, self._mgl.LINEAR)
             self._text[key] = (tex, img.shape[1] / img.shape[0])
         return self._text[key]
 
-    def _draw_label(self, viewproj: NDArray[np.float64], head: NDArray[np.float64],
-                    label: Label) -> None:
-        tex, aspect = self._text_texture(label.text, label.color)
-        h = label.height_m
-        w = h * aspect
-        to_head = np.asarray(head, dtype=np.float64) - label.position
-        n = to_head / max(float(np.linalg.norm(to_head)), 1e-9)
-        right = np.cross([0.0, 1.0, 0.0], n)
-        if np.linalg.norm(right) < 1e-6:
-            right = np.array([1.0, 0.0, 0.0])
-        right /= np.linalg.norm(right)
-        up = np.cross(n, right)
-        base = label.position + up * (h * 0.8)
-        c = np.array([base - right * w / 2, base + right * w / 2, base + right * w / 2 + up * h,
-                      base - right * w / 2, base + right * w / 2 + up * h,
-                      base - right * w / 2 + up * h])
-        self._textured_quad(viewproj, c, tex)
-
-    def _draw_menu(self, viewproj: NDArray[np.float64], menu: MenuImage) -> None:
+    def _menu_texture(self, menu: MenuImage) -> Any:
         if self._menu_tex is None or menu.key != self._menu_key or menu.key is None:
             if self._menu_tex is not None:
                 self._menu_tex.release()
@@ -611,11 +644,7 @@ class Renderer:
             self._menu_tex = self.ctx.texture((w, h), 4, menu.pixels[::-1].tobytes())
             self._menu_tex.filter = (self._mgl.LINEAR, self._mgl.LINEAR)
             self._menu_key = menu.key
-        w, h = menu.size_m
-        c = menu.pose.transform_point(np.array([[-w / 2, -h / 2, 0], [w / 2, -h / 2, 0],
-                                                [w / 2, h / 2, 0], [-w / 2, -h / 2, 0],
-                                                [w / 2, h / 2, 0], [-w / 2, h / 2, 0]]))
-        self._textured_quad(viewproj, c, self._menu_tex)
+        return self._menu_tex
 
     # -- read-back and shutdown ----------------------------------------------------------------
     def read_pixels(self, fbo: Any) -> NDArray[np.uint8]:

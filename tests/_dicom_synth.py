@@ -79,3 +79,72 @@ def edit(path: Path, **attrs: object) -> None:
     for key, value in attrs.items():
         setattr(ds, key, value)
     ds.save_as(path)
+
+
+def write_enhanced_4d(path: Path, *, phases: tuple[float, ...] = (10.0, 40.0, 70.0),
+                      slices: int = 4) -> np.ndarray:
+    """An Enhanced MR Image Storage file holding ``phases`` x ``slices`` frames (cine).
+
+    Per-frame PlanePosition, FrameContent (TemporalPositionIndex) and CardiacSynchronization
+    (NominalPercentageOfCardiacPhase); shared PixelMeasures, PlaneOrientation and
+    PixelValueTransformation (slope 2, intercept -10).  Frames are written phase by phase with
+    the slices in reverse order.  Returns the stored frames ``[frame, y, x]``.
+    """
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rows, cols = 12, 10
+    iop = [0.0, 1.0, 0.0, 0.0, 0.0, -1.0]  # sagittal
+    normal = np.cross(iop[:3], iop[3:])
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.FrameOfReferenceUID = generate_uid()
+    ds.Modality, ds.SeriesNumber, ds.SeriesDescription = "MR", 9, "cine enhanced"
+    ds.PatientName, ds.PatientID = "PHANTOM^CINE", "CINE-1"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "M", "NONE"]
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing, pm.SliceThickness = [1.5, 1.25], 6.0
+    po = Dataset()
+    po.ImageOrientationPatient = iop
+    pvt = Dataset()
+    pvt.RescaleIntercept, pvt.RescaleSlope, pvt.RescaleType = -10, 2, "US"
+    shared.PixelMeasuresSequence = Sequence([pm])
+    shared.PlaneOrientationSequence = Sequence([po])
+    shared.PixelValueTransformationSequence = Sequence([pvt])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    per_frame, frames = [], []
+    for t, pct in enumerate(phases):
+        for k in reversed(range(slices)):
+            item = Dataset()
+            pp = Dataset()
+            pp.ImagePositionPatient = [float(v) for v in np.array([5.0, -20, 30]) + 6.0 * k
+                                       * normal]
+            fc = Dataset()
+            fc.TemporalPositionIndex = t + 1
+            fc.InStackPositionNumber = k + 1
+            cs = Dataset()
+            cs.NominalPercentageOfCardiacPhase = pct
+            cs.NominalCardiacTriggerDelayTime = pct * 10.0
+            item.PlanePositionSequence = Sequence([pp])
+            item.FrameContentSequence = Sequence([fc])
+            item.CardiacSynchronizationSequence = Sequence([cs])
+            per_frame.append(item)
+            frames.append(np.full((rows, cols), 100 * t + k, np.uint16))
+    ds.PerFrameFunctionalGroupsSequence = Sequence(per_frame)
+    ds.NumberOfFrames = len(frames)
+    stack = np.stack(frames)
+    ds.PixelData = stack.tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return stack

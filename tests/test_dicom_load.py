@@ -292,3 +292,28 @@ def test_real_enhanced_mr_all_syntaxes(shared_data):
 def test_real_segmentation_is_not_loaded_as_an_image(shared_data):
     with pytest.raises(DicomError, match="no image series.*segmentation object"):
         load_volume(shared_data / "dicom" / "multiframe" / "liver.dcm")
+
+
+def test_enhanced_multiframe_4d_per_frame_groups(tmp_path):
+    from _dicom_synth import write_enhanced_4d
+
+    path = tmp_path / "cine.dcm"
+    write_enhanced_4d(path, phases=(10.0, 40.0, 70.0), slices=4)
+    (s,) = scan(path).series
+    assert s.multiframe and len(s.phases) == 3 and s.slices_per_phase == 4
+    assert [p.percent_rr for p in s.phases] == [10.0, 40.0, 70.0]
+    assert s.orientation == "sagittal PIR"
+    vol = load_volume(path)  # default: closest to 75 % -> the 70 % phase
+    assert vol.phase["index"] == 3 and vol.phase["percent_rr"] == 70.0
+    img = vol.image
+    assert img.GetSize() == (10, 12, 4)
+    assert img.GetSpacing() == pytest.approx((1.25, 1.5, 6.0))
+    np.testing.assert_allclose(img.GetOrigin(), [5.0, -20.0, 30.0])  # slice k=0 comes first
+    np.testing.assert_allclose(np.array(img.GetDirection()).reshape(3, 3),
+                               [[0, 0, -1], [1, 0, 0], [0, -1, 0]], atol=1e-12)
+    a = sitk.GetArrayFromImage(img)
+    # stored 100*t + k, HU-like = 2 * stored - 10, slices sorted along the normal
+    np.testing.assert_array_equal(a[:, 0, 0], [2 * (200 + k) - 10 for k in range(4)])
+    assert vol.source["frame_numbers"] == [12, 11, 10, 9]  # 1-based frames, in slice order
+    first = load_volume(path, phase="1")
+    assert sitk.GetArrayFromImage(first.image)[2, 0, 0] == 2 * 2 - 10

@@ -182,3 +182,17 @@ def test_real_multiframe_folder_skips_the_segmentation(shared_data, tmp_path):
     assert result.series[0].multiframe and len(result.series[0].frames) == 2
     assert [(k.path.name, k.modality) for k in result.skipped] == [("liver.dcm", "SEG")]
     assert "segmentation" in result.skipped[0].reason
+
+
+def test_files_without_preamble_are_read(tmp_path):
+    """Old exports (ACR-NEMA style): no 128-byte preamble, no file meta, implicit VR."""
+    files = write_ct(tmp_path / "ct", transfer_syntax="implicit-le")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        del ds.file_meta
+        ds.preamble = None
+        pydicom.dcmwrite(f, ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    assert files[0].read_bytes()[:2] == b"\x08\x00"
+    result = scan(tmp_path / "ct")
+    assert result.non_dicom == 0 and len(result.series[0].frames) == SIZE[2]
+    assert result.series[0].transfer_syntaxes == ["Implicit VR Little Endian"]

@@ -526,13 +526,32 @@ def _read_header(path: Path, *, prefetch: bool = False) -> tuple[Dataset | None,
         if prefetch and hasattr(os, "posix_fadvise"):
             os.posix_fadvise(fp.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
         head = fp.read(132)
-        if len(head) < 132 or head[128:132] != b"DICM":
+        bare = len(head) >= 8 and head[128:132] != b"DICM"
+        if bare and not _looks_like_bare_dicom(head):
             raise InvalidDicomError("no DICM preamble")
         fp.seek(0)
-        ds = pydicom.dcmread(fp, stop_before_pixels=True)
+        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=bare)
+        if bare:
+            _assume_syntax(ds)
         at_pixels = fp.tell()
         size = os.fstat(fp.fileno()).st_size
     return ds, _pixel_offset(ds, path, at_pixels, size)
+
+
+def _looks_like_bare_dicom(head: bytes) -> bool:
+    """A file without preamble that starts with a group 0x0008 element (old ACR-NEMA style)."""
+    group, element = struct.unpack("<HH", head[:4])
+    return group == 0x0008 and element < 0x0100
+
+
+def _assume_syntax(ds: Dataset) -> None:
+    """Record the transfer syntax pydicom detected for a file without meta information."""
+    if "TransferSyntaxUID" in ds.file_meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    ds.file_meta.TransferSyntaxUID = (
+        "1.2.840.10008.1.2" if implicit else
+        "1.2.840.10008.1.2.1" if little else "1.2.840.10008.1.2.2")
 
 
 def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:

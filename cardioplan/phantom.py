@@ -58,7 +58,7 @@ _AIR, _SUBCUT_FAT, _MUSCLE, _LUNG, _FAT, _CORTEX, _CANCELLOUS, _MYO, _BLOOD_L, _
 TISSUE_HU: dict[str, float] = {
     "air": -1000.0, "subcutaneous_fat": -105.0, "muscle": 45.0, "lung": -820.0,
     "fat": -95.0, "cortical_bone": 950.0, "cancellous_bone": 380.0, "myocardium": 100.0,
-    "blood_left": 420.0, "blood_right": 340.0, "svc_blood": 520.0, "ivc_blood": 210.0,
+    "blood_left": 420.0, "blood_right": 340.0, "svc_blood": 520.0, "ivc_blood": 290.0,
     "cartilage": 110.0, "csf": 10.0,
 }
 """Mean HU of each tissue class (left/right blood differ as with a real contrast bolus)."""
@@ -376,7 +376,7 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
         ([root, root + (3, -4, 9), (-8, -6, 40), (-1, -1, 55), (9, 10, 57), (17, 22, 46),
           (19, 27, 20), (19, 27, -20), (17, 27, -90)],
          [7.0, 8.5, 8.0, 7.5, 7.0, 6.5, 6.5, 6.5, 6.5], _BLOOD_L, _AO, 2.5),
-        ([valve, valve + (6, 2, 8), bif], [7.0, 7.0, 7.0], _BLOOD_R, _PA, 2.0),
+        ([valve, valve + (6, 2, 8), bif], [6.0, 7.5, 7.0], _BLOOD_R, _PA, 2.0),
         ([bif, (28, 14, 36), (45, 20, 30)], [5.5, 5.0, 4.0], _BLOOD_R, _PA, 1.5),
         ([bif, (-8, 10, 36), (-26, 14, 34), (-42, 18, 30)], [5.5, 5.0, 5.0, 4.0], _BLOOD_R,
          _PA, 1.5),
@@ -392,9 +392,10 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     for knots, radii, _, _, fat in vessels:
         _vessel(c, knots, [r + fat for r in radii], _FAT, None)
 
-    # great arteries first, each with a 1.5 mm wall: walls painted later keep them apart
-    for knots, radii, tissue, label, _ in vessels[2:]:
+    # great arteries first, with 1.5 mm walls: chamber walls painted later keep them apart
+    for knots, radii, _, _, _ in vessels[2:]:
         _vessel(c, knots, [r + 1.5 for r in radii], _MUSCLE, None)
+    for knots, radii, tissue, label, _ in vessels[2:]:
         _vessel(c, knots, radii, tissue, label)
     # atria: the ventricles and their base plates overwrite any overlap
     _ellipsoid(c, la_c, la_axes, [r + atrial_wall for r in la_r], _MYO, _MYOL)
@@ -434,7 +435,5 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     _cylinder(c, aortic - a * W, aortic - a * (W / 2), 6.5, _BLOOD_L, _AO)
     _cylinder(c, aortic - a * (W / 2), aortic + a * 1, 6.5, _BLOOD_L, _LV)
     _vessel(c, [outflow, valve], [9.5, 10.0], _MYO, _MYOL)
-    _vessel(c, [outflow, valve], [6.5, 7.0], _BLOOD_R, _RV)
-    trunk = [valve, valve + (6, 2, 8)]
-    _vessel(c, trunk, [8.5, 8.5], _MUSCLE, None)
-    _vessel(c, trunk, [7.0, 7.0], _BLOOD_R, _PA)
+    _vessel(c, [outflow - (valve - outflow) * 0.8, valve], [7.0, 6.0], _BLOOD_R, _RV)
+    _vessel(c, [valve, valve + (6, 2, 8)], [6.0, 7.5], _BLOOD_R, _PA)

@@ -55,8 +55,8 @@ t = time.perf_counter()
 if mode == "scan":
     r = scan(folder); n = len(r.series[0].frames); dtype = "-"
 elif mode.startswith("load"):
-    threads = int(mode[4:]) if len(mode) > 4 else None
-    r = scan(folder, prefetch=True)
+    threads = 4 if mode.endswith("threads") else None
+    r = scan(folder, prefetch=not mode.endswith("noprefetch"))
     v = load_series(r.series[0], threads=threads)
     n = v.image.GetSize()[2]; dtype = v.image.GetPixelIDTypeAsString()
 elif mode == "sitk":
@@ -188,7 +188,8 @@ def run_all(folder: Path, files: list[Path], args: argparse.Namespace,
 
     measure("CardioPlan header scan (info)", "scan")
     measure("CardioPlan load (scan + pixels)", "load")
-    measure("CardioPlan load, 1 thread", "load1")
+    measure("CardioPlan load, no prefetch", "load-noprefetch")
+    measure("CardioPlan load, 4 reader threads", "load-threads")
     measure("SimpleITK ImageSeriesReader", "sitk")
     for gzip in (False, True):
         evict(files, global_drop=args.drop_caches)

@@ -211,7 +211,7 @@ class Scene:
             mesh = _with_normals(data.meshes[name])
             actor = plotter.add_mesh(mesh, color=(0.8, 0.8, 0.8), smooth_shading=False,
                                      name=f"mesh:{name}", reset_camera=False, pickable=True,
-                                     specular=0.25, specular_power=20.0)
+                                     specular=0.25, specular_power=20.0, render=False)
             self.actors[name] = actor
 
     # -- state ------------------------------------------------------------------------------
@@ -325,7 +325,7 @@ class Scene:
         if spec is None or self.data.image is None:
             if spec is not None:
                 log.warning("the case has no image; the slice is not shown")
-            self.plotter.remove_actor(SLICE_NAME)
+            self.plotter.remove_actor(SLICE_NAME, render=False)
             self._slice_key = None
             return
         key = (spec.orientation, spec.resolve(self.data.image), self._window)
@@ -333,6 +333,7 @@ class Scene:
             return
         grid = slice_grid(self.data.image, self.data.labels, spec, window=self._window)
         self.plotter.add_mesh(grid, scalars="rgb", rgb=True, lighting=False, name=SLICE_NAME,
+                              render=False,
                               reset_camera=False, pickable=True, show_scalar_bar=False)
         self._slice_key = key
 
@@ -347,16 +348,17 @@ class Scene:
         import pyvista as pv
 
         for name in self._annotation_names:
-            self.plotter.remove_actor(name)
+            self.plotter.remove_actor(name, render=False)
         self._annotation_names = []
         r = self.marker_radius()
 
         def add(mesh: Any, name: str, **kw: Any) -> None:
-            self.plotter.add_mesh(mesh, name=name, reset_camera=False, pickable=False, **kw)
+            self.plotter.add_mesh(mesh, name=name, reset_camera=False, pickable=False,
+                                  render=False, **kw)
             self._annotation_names.append(name)
 
         def labels(points: list[Sequence[float]], texts: list[str], name: str) -> None:
-            self.plotter.add_point_labels(np.asarray(points, float), texts, name=name,
+            self.plotter.add_point_labels(np.asarray(points, float), texts, name=name, render=False,
                                           font_size=14, text_color="white", shape_opacity=0.5,
                                           show_points=False, always_visible=True,
                                           reset_camera=False)

@@ -1,0 +1,147 @@
+"""The report's interactive 3D page: the case's surfaces as a GLB, shown by a small WebGL viewer.
+
+The page is one self-contained HTML file: the GLB (written by
+:func:`cardioplan.export.meshes.export_surfaces`, so names and colours match every other export)
+is embedded as base64 and drawn by ``glb_viewer.js`` (CardioPlan's own ~300-line WebGL 1 viewer,
+no CDN, no dependencies).  Surfaces are decimated to a web budget first so the page stays small
+enough to e-mail.
+
+Examples
+--------
+>>> html = model_page(surfaces, title="Case 1")     # doctest: +SKIP
+>>> len(html) < 10_000_000                           # doctest: +SKIP
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.resources
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["WEB_TRIANGLES", "web_surfaces", "glb_bytes", "model_page", "viewer_script"]
+
+WEB_TRIANGLES = 150_000
+"""Total triangle budget of the 3D page (about 4 MB of GLB)."""
+_MIN_TRIANGLES = 400
+
+
+def web_surfaces(surfaces: Mapping[str, Any], *, budget: int = WEB_TRIANGLES
+                 ) -> dict[str, Any]:
+    """Surfaces decimated so that together they have at most about ``budget`` triangles.
+
+    The budget is shared in proportion to each surface's triangles (at least
+    ``_MIN_TRIANGLES`` each); surfaces already small enough are kept as they are.  Field data
+    (names, colours) is kept and normals are recomputed.
+    """
+    import fast_simplification
+
+    total = sum(s.n_cells for s in surfaces.values())
+    if total <= budget:
+        return dict(surfaces)
+    out = {}
+    for name, surface in surfaces.items():
+        target = max(_MIN_TRIANGLES, int(budget * surface.n_cells / total))
+        if surface.n_cells <= target:
+            out[name] = surface
+            continue
+        small = fast_simplification.simplify_mesh(surface.triangulate(), target_count=target)
+        small = small.compute_normals(cell_normals=False, split_vertices=False,
+                                      auto_orient_normals=False)
+        for key in surface.field_data:
+            small.field_data[key] = surface.field_data[key]
+        out[name] = small
+    return out
+
+
+def glb_bytes(surfaces: Mapping[str, Any]) -> bytes:
+    """The surfaces as one GLB (the project's GLB export: named nodes, PBR colours, LPS)."""
+    from cardioplan.export.meshes import export_surfaces
+
+    with tempfile.TemporaryDirectory(prefix="cardioplan-glb-") as tmp:
+        path = Path(tmp) / "model.glb"
+        export_surfaces(dict(surfaces), path, fmt="glb")
+        return path.read_bytes()
+
+
+def viewer_script() -> str:
+    """The WebGL viewer's source (``glb_viewer.js``, shipped with the package)."""
+    return importlib.resources.files("cardioplan.report").joinpath("glb_viewer.js") \
+        .read_text(encoding="utf-8")
+
+
+_VIEW_BUTTONS = [("anterior", "Anterior"), ("posterior", "Posterior"), ("left", "Left"),
+                 ("right", "Right"), ("superior", "Superior"), ("inferior", "Inferior"),
+                 ("lao", "LAO 45"), ("rao", "RAO 30")]
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="generator" content="CardioPlan {version}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+  html, body {{ margin: 0; height: 100%; background: #1a1c21; color: #e8e8e8;
+               font: 14px system-ui, sans-serif; overflow: hidden; }}
+  #cardioplan-canvas {{ position: absolute; left: 0; top: 0; width: 100%; height: 100%;
+                        display: block; }}
+  .panel {{ position: absolute; background: rgba(20, 22, 26, 0.78); padding: 8px 10px;
+            border-radius: 6px; }}
+  #cardioplan-legend {{ right: 10px; top: 10px; max-height: 80%; overflow-y: auto; }}
+  #cardioplan-legend label {{ display: flex; align-items: center; gap: 6px; margin: 2px 0; }}
+  #cardioplan-legend input[type=range] {{ width: 70px; }}
+  .swatch {{ display: inline-block; width: 12px; height: 12px; border-radius: 2px; }}
+  #views {{ left: 10px; bottom: 10px; }}
+  #views button {{ background: #2d3038; color: #e8e8e8; border: 1px solid #444; margin: 2px;
+                   padding: 3px 8px; border-radius: 4px; cursor: pointer; }}
+  #info {{ left: 10px; top: 10px; max-width: 40%; }}
+  #cardioplan-status {{ display: none; left: 30%; top: 40%; font-size: 16px; }}
+</style>
+</head>
+<body data-initial-view="{view}">
+<canvas id="cardioplan-canvas"></canvas>
+<div id="info" class="panel"><b>{title}</b><br>
+  Drag: rotate &middot; Shift/right-drag: pan &middot; Wheel: zoom &middot; Double-click: anterior
+  <br><small>Views are named in patient terms (LPS): from the front, the patient's left is on
+  the right.  {triangles:,} triangles.</small></div>
+<div id="cardioplan-legend" class="panel"></div>
+<div id="views" class="panel">{buttons}</div>
+<div id="cardioplan-status" class="panel"></div>
+<script id="cardioplan-glb" type="application/octet-stream">{glb}</script>
+<script>
+{script}
+</script>
+</body>
+</html>
+"""
+
+
+def model_page(surfaces: Mapping[str, Any], *, title: str, view: str = "anterior",
+               budget: int = WEB_TRIANGLES) -> str:
+    """A self-contained HTML page showing ``surfaces`` interactively (WebGL, offline).
+
+    Parameters
+    ----------
+    surfaces : dict of str to pyvista.PolyData
+        The case's surfaces (LPS mm, with names and colours in their field data).
+    title : str
+        Page title (no patient identifiers).
+    view : str
+        First view: anterior, posterior, left, right, superior, inferior, lao or rao.
+    budget : int
+        Total triangles after decimation.
+    """
+    from cardioplan import __version__
+
+    small = web_surfaces(surfaces, budget=budget)
+    glb = base64.b64encode(glb_bytes(small)).decode("ascii")
+    buttons = "".join(f'<button data-view="{v}">{label}</button>' for v, label in _VIEW_BUTTONS)
+    return _PAGE.format(version=html.escape(__version__), title=html.escape(title),
+                        view=html.escape(view), buttons=buttons, glb=glb,
+                        script=viewer_script(),
+                        triangles=sum(s.n_cells for s in small.values()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -311,3 +312,35 @@ def test_case_without_meshes_gets_a_clear_message(tmp_path, capsys):
     assert main(["vr", str(tmp_path / "empty"), "--frames", "1"]) == 1
     err = capsys.readouterr().err
     assert "no meshes yet" in err and "cardioplan mesh" in err
+
+
+@needs_runtime
+def test_runtime_dying_mid_session_ends_cleanly_with_the_plan_saved(remote, monado, case):
+    edit_plan(case, lambda p: setattr(p, "model_pose", ModelPose(position=(0, 1.5, -0.6))),
+              author="desktop")
+    p0, p1 = np.array([0.1, 1.3, -0.4]), np.array([0.1, 1.4, -0.4])
+    on_frame, state = _script([
+        (3, lambda app: remote.set(right={"position": tuple(p0)})),
+        (2, lambda app: remote.set(right={"squeeze": 1.0})),
+        (3, lambda app: remote.set(right={"position": tuple(p1)})),
+        (3, lambda app: monado.stop()),  # the runtime goes away while the heart is held
+    ])
+    app, stats = run_app(case, frames=200, on_frame=on_frame)
+    assert state["i"] == 4
+    assert stats.frames < 200
+    assert stats.error and "runtime" in stats.error
+    pose = load_plan(case).model_pose  # the pose the surgeon left it in was saved
+    assert pose.position == pytest.approx((0.0, 1.6, -0.6), abs=2e-3)
+
+
+@needs_runtime
+@pytest.mark.skipif(not shutil.which("xvfb-run"), reason="xvfb-run (Debian xvfb) is not installed")
+def test_glx_binding_with_a_spectator_window_under_xvfb(simulated, case):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYOPENGL_PLATFORM", "EGL_PLATFORM")}
+    r = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "cardioplan", "vr", str(case),
+                        "--graphics", "glx", "--mirror", "--frames", "6", "--no-slice", "--json"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)  # the runtime logs to stderr: stdout is pure JSON
+    assert out["graphics"] == "glx" and out["frames"] == 6 and out["error"] is None
+    assert out["color_format"] == "0x8c43"

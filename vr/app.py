@@ -399,18 +399,18 @@ class VrApp:
         watcher.start()
         try:
             while True:
-                xs.poll_events()
-                if xs.lifecycle.should_exit:
-                    break
-                if not xs.lifecycle.running:
-                    if st.frames == 0 and time.monotonic() > deadline:
-                        raise RuntimeMissingError(
-                            f"the runtime did not start the session within "
-                            f"{self.options.startup_timeout_s:.0f} s (is the headset on and "
-                            "the runtime's compositor running?)")
-                    time.sleep(0.01)
-                    continue
                 try:
+                    xs.poll_events()
+                    if xs.lifecycle.should_exit:
+                        break
+                    if not xs.lifecycle.running:
+                        if st.frames == 0 and time.monotonic() > deadline:
+                            raise RuntimeMissingError(
+                                f"the runtime did not start the session within "
+                                f"{self.options.startup_timeout_s:.0f} s (is the headset on "
+                                "and the runtime's compositor running?)")
+                        time.sleep(0.01)
+                        continue
                     self._frame(xs, writer, watcher, plan_watch, volume_job, phases)
                 except xr.XrException as exc:
                     xs.lifecycle.on_error(str(exc) or type(exc).__name__)

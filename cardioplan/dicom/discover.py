@@ -79,6 +79,7 @@ _ORIENTATION_TOL = 1e-3  # direction cosines equal within this (about 0.06 degre
 _TILT_TOL_DEG = 0.1
 _SPACING_REL_TOL = 0.01  # 1 % spacing deviation is noise, not a warning
 _GAP_FACTOR = 1.5  # a step this many times the typical one is a gap (missing slices)
+_PREFETCH_WINDOW = 32  # files read ahead (in the background) of the header parser
 
 
 @dataclass
@@ -287,8 +288,9 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
         A folder (searched recursively), a single DICOM file, or a DICOMDIR file.  A DICOMDIR
         at the top of a folder is used to list its files.
     prefetch : bool
-        Ask the kernel to read each whole file in the background while its header is parsed
-        (``posix_fadvise(WILLNEED)``): a load that follows finds the pixels in the page cache.
+        Ask the kernel to read whole files in the background, a few dozen ahead of the header
+        parser (``posix_fadvise(WILLNEED)``): the disk works while Python parses, and a load
+        that follows finds the pixels in the page cache.
 
     Returns
     -------
@@ -317,9 +319,15 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
     headers: list[tuple[Path, Dataset, int | None]] = []
     non_dicom = 0
     unreadable: list[tuple[Path, str]] = []
-    for f in progress(files, desc="Reading DICOM headers", total=len(files), unit="file"):
+    window = _PREFETCH_WINDOW if prefetch else 0
+    for f in files[:window]:
+        _prefetch(f)
+    for i, f in enumerate(progress(files, desc="Reading DICOM headers", total=len(files),
+                                   unit="file")):
+        if window and i + window < len(files):
+            _prefetch(files[i + window])
         try:
-            ds, offset = _read_header(f, prefetch=prefetch)
+            ds, offset = _read_header(f)
         except InvalidDicomError:
             non_dicom += 1
             continue
@@ -520,11 +528,25 @@ def _dicomdir_files(dicomdir: Path) -> list[Path]:
     return sorted(set(files))
 
 
-def _read_header(path: Path, *, prefetch: bool = False) -> tuple[Dataset | None, int | None]:
+def _prefetch(path: Path) -> None:
+    """Ask the kernel to start reading a whole file into the page cache (non-blocking)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _read_header(path: Path) -> tuple[Dataset | None, int | None]:
     """Header and (for uncompressed single-frame files) the byte offset of the pixel data."""
     with open(path, "rb") as fp:
-        if prefetch and hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(fp.fileno(), 0, 0, os.POSIX_FADV_WILLNEED)
         head = fp.read(132)
         bare = len(head) >= 8 and head[128:132] != b"DICM"
         if bare and not _looks_like_bare_dicom(head):

@@ -450,11 +450,17 @@ class Renderer:
         return self.ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
 
     # -- drawing ------------------------------------------------------------------------------
-    def prepare(self, frame: SceneFrame) -> None:
+    def prepare(self, frame: SceneFrame, *, head: NDArray[np.float64] | None = None) -> None:
         """Do the per-frame work shared by both eyes: draw order, per-structure uniforms,
-        overlay geometry (uploaded once).  :meth:`draw` calls it when given a new frame."""
+        overlay geometry (uploaded once).  :meth:`draw` calls it when given a new frame.
+
+        ``head`` (world) is what labels face and transparency is sorted from, when the frame
+        has no ``head``.
+        """
         model = frame.model
-        head = frame.head if frame.head is not None else model[:3, 3]
+        if frame.head is not None:
+            head = frame.head
+        head = np.zeros(3) if head is None else np.asarray(head, dtype=np.float64)
         head_model = xrmath.transform_points(np.linalg.inv(model), head)
         opaque, transparent = [], []
         for name, mesh in self.meshes.items():
@@ -483,7 +489,7 @@ class Renderer:
              eye: NDArray[np.float64], frame: SceneFrame) -> None:
         """Draw ``frame`` for one eye (``proj``/``view`` from :mod:`vr.xrmath`)."""
         if getattr(self, "_prepared", None) is not frame:
-            self.prepare(frame)
+            self.prepare(frame, head=eye)
         ctx = self.ctx
         mgl = self._mgl
         fbo.use()

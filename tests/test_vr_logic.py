@@ -19,7 +19,7 @@ from vr.session import COLOR_FORMATS, DEPTH_FORMATS, Lifecycle, choose_format
 from vr.xrmath import Pose
 
 
-# -- session state machine ------------------------------------------------------------------
+# -- session state machine --------------------------------------------------------------------
 def test_lifecycle_begins_on_ready_ends_on_stopping_and_exits_on_exiting():
     lc = Lifecycle()
     assert lc.on_state("IDLE") == []
@@ -82,7 +82,7 @@ def test_missing_runtime_messages_name_the_cause(monkeypatch, tmp_path):
     assert f"the active runtime {runtime} failed to load" in explain_missing_runtime("x")
 
 
-# -- bindings -------------------------------------------------------------------------------------
+# -- bindings ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("profile", sorted(bindings.PROFILES))
 def test_every_profile_binds_poses_trigger_and_menu_for_both_hands(profile):
     pairs = bindings.expand_bindings(profile)
@@ -102,7 +102,7 @@ def test_touch_controller_uses_a_x_for_the_menu_and_b_y_for_tools():
     assert ("primary", "/user/hand/left/input/menu/click") in pairs  # only the left has one
 
 
-# -- scene assembly ------------------------------------------------------------------------------
+# -- scene assembly ---------------------------------------------------------------------------
 def make_interaction(plan: Plan) -> Interaction:
     plan.model_pose = plan.model_pose or ModelPose(position=(0, 1.5, -0.5))
     return Interaction(plan, structures=["left_ventricle", "aorta"], pivot_mm=(0, 0, 0))
@@ -142,7 +142,7 @@ def test_scene_frame_draws_rays_measurements_and_the_held_cut_plane():
     assert all(len(s.planes) == 1 for s in frame.styles.values())  # ... clips everything
 
 
-# -- pixels for the menu and labels -------------------------------------------------------------
+# -- pixels for the menu and labels -----------------------------------------------------------
 def test_menu_image_highlights_the_active_tool_and_hover_and_changes_key():
     it = make_interaction(Plan())
     buttons = menu_layout(it.structures, it.state, it.plan)
@@ -168,7 +168,7 @@ def test_text_image_is_wider_for_longer_text():
     assert (a[..., 3] > 0).any()
 
 
-# -- scan for the slice plane ---------------------------------------------------------------------
+# -- scan for the slice plane -----------------------------------------------------------------
 def test_volume_texture_windows_ct_and_keeps_geometry():
     arr = np.full((40, 50, 60), -1000, dtype=np.int16)
     arr[:, :, 30:] = 400  # contrast blood
@@ -188,7 +188,7 @@ def test_percentiles_skip_warm_up_frames():
     assert p["median"] == 1.0 and p["max"] == 3.0 and p["n"] == 96
 
 
-# -- live updates -------------------------------------------------------------------------------------
+# -- live updates -----------------------------------------------------------------------------
 def test_mesh_watcher_reloads_only_the_changed_structure_quickly(tmp_path):
     import pyvista as pv
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cardioplan.cli._common import add_force_flag, add_json_flag, print_json, subparser
+from cardioplan.cli._common import add_json_flag, print_json, subparser
 
 __all__ = ["register", "run"]
 
@@ -42,7 +42,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     help="load a series with missing slices or irregular spacing by linear "
                          "interpolation onto a regular grid at the typical spacing, instead of "
                          "refusing")
-    add_force_flag(sp)
+    sp.add_argument("--force", action="store_true",
+                    help="replace CASE if it is an existing case folder (a folder that is not a "
+                         "case is never replaced)")
     add_json_flag(sp)
     return sp
 

@@ -21,7 +21,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     "case.  With several series and no --series, the largest 3D series (CT "
                     "preferred) is taken and the choice is logged; two equally good candidates "
                     "are an error that lists them.  A 4D series loads the phase closest to "
-                    "75 %% of the R-R interval (mid-diastole) when known, else the first.  "
+                    "75 % of the R-R interval (mid-diastole) when known, else the first.  "
                     "The case is built in a staging folder and renamed into place, so a failure "
                     "leaves nothing behind.",
         examples=["cardioplan import scans/patient1 -o cases/patient1",

@@ -27,10 +27,14 @@ from cardioplan.plan import CutPlane, ModelPose, edit_plan, load_plan
 from vr import xrmath
 
 RUNTIME = find_runtime()
-needs_runtime = pytest.mark.skipif(
-    RUNTIME is None, reason="the Monado OpenXR runtime is not installed; run "
-                            "`sudo bash scripts/install_monado.sh` (CI does)")
-pytestmark = [pytest.mark.openxr]
+
+
+def needs_runtime(test):
+    """Mark a test ``openxr`` and skip it, saying how to install Monado, without the runtime."""
+    skip = pytest.mark.skipif(RUNTIME is None, reason="the Monado OpenXR runtime is not "
+                              "installed; run `sudo bash scripts/install_monado.sh` (CI does)")
+    return pytest.mark.openxr(skip(test))
+
 
 LV_CENTRE, LV_R = (-15.0, 0.0, 0.0), 11.0
 AO_CENTRE, AO_R = (15.0, 0.0, 0.0), 8.0
@@ -333,8 +337,8 @@ def test_runtime_dying_mid_session_ends_cleanly_with_the_plan_saved(remote, mona
     assert pose.position == pytest.approx((0.0, 1.6, -0.6), abs=2e-3)
 
 
-@needs_runtime
 @pytest.mark.skipif(not shutil.which("xvfb-run"), reason="xvfb-run (Debian xvfb) is not installed")
+@needs_runtime
 def test_glx_binding_with_a_spectator_window_under_xvfb(simulated, case):
     env = {k: v for k, v in os.environ.items() if k not in ("PYOPENGL_PLATFORM", "EGL_PLATFORM")}
     r = subprocess.run(["xvfb-run", "-a", sys.executable, "-m", "cardioplan", "vr", str(case),
@@ -344,3 +348,11 @@ def test_glx_binding_with_a_spectator_window_under_xvfb(simulated, case):
     out = json.loads(r.stdout)  # the runtime logs to stderr: stdout is pure JSON
     assert out["graphics"] == "glx" and out["frames"] == 6 and out["error"] is None
     assert out["color_format"] == "0x8c43"
+
+
+@needs_runtime
+def test_unsupported_graphics_binding_is_a_clear_error(simulated, case, capsys):
+    from cardioplan.cli import main
+
+    assert main(["vr", str(case), "--graphics", "wgl", "--frames", "1"]) == 1
+    assert "the WGL binding needs Windows" in capsys.readouterr().err

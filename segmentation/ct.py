@@ -39,7 +39,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from cardioplan.errors import InputError, SegmentationError
-from cardioplan.labels import LABELS
+from cardioplan.labels import COMPOSITES, LABELS
 from cardioplan.seeds import Seed
 from segmentation.postprocess import clean_labels
 
@@ -51,9 +51,12 @@ WORK_SPACING_MM = 1.5
 """Target voxel size of the working grid (mm)."""
 CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 VESSELS = ("aorta", "pulmonary_artery", "superior_vena_cava", "inferior_vena_cava")
-MIN_HEART_RADIUS_MM = 7.0
-"""A heart's largest blood-filled chamber holds at least a sphere of this radius (newborn LV)."""
-MIN_HEART_ML = 12.0
+MIN_HEART_RADIUS_MM = 5.0
+"""A heart's largest blood-filled chamber holds at least a sphere of this radius (newborn)."""
+LUNG_SEARCH_MM = 60.0
+MIN_LUNG_FRACTION = 0.04
+"""The heart lies between the lungs: at least this fraction of air within the search radius."""
+MIN_HEART_ML = 5.0
 
 # expected direction (LPS) of each chamber's centre from the heart centre, situs solitus
 _CHAMBER_DIRECTIONS = {
@@ -71,19 +74,6 @@ class CTResult:
     labels: sitk.Image
     warnings: list[str] = field(default_factory=list)
     method: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class _Part:
-    """One merged part of the blood pool."""
-
-    index: int
-    voxels: int
-    radius: float  # largest inscribed sphere radius, mm
-    centroid: np.ndarray  # LPS mm
-    peak: np.ndarray  # LPS mm of the deepest point
-    z_range: tuple[float, float]  # LPS z extent, mm
-    touches: set[str]  # FOV faces touched: "x-", "x+", "y-", ...
 
 
 def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
@@ -123,9 +113,10 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     ['left_atrium', 'left_ventricle', 'right_atrium', 'right_ventricle']
     """
     warnings: list[str] = []
-    work, factors = _working_grid(image, work_spacing)
+    full, factors = _working_grid(image, work_spacing)
+    blood_hu, threshold, roi = _contrast_level(sitk.GetArrayViewFromImage(full), full)
+    work = full[roi[2], roi[1], roi[0]]  # crop to the heart and its vessels (x, y, z order)
     arr = sitk.GetArrayViewFromImage(work)
-    blood_hu, threshold = _contrast_level(arr, work)
     bone = _bone_mask(arr, blood_hu, voxel_ml=_voxel_ml(work))
     blood = (arr > threshold) & ~bone
     heart_blood, dist = _heart_blood_pool(blood, work)
@@ -146,8 +137,10 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                 if structures is None or n in structures]
     labels_work = clean_labels(labels_work, spacing=work.GetSpacing()[::-1], warnings=warnings,
                                expected=expected)
-    out = sitk.GetImageFromArray(labels_work)
-    out.CopyInformation(work)
+    labels_full = np.zeros(sitk.GetArrayViewFromImage(full).shape, np.uint8)
+    labels_full[roi] = labels_work
+    out = sitk.GetImageFromArray(labels_full)
+    out.CopyInformation(full)
     if any(f > 1 for f in factors):
         out = sitk.Resample(out, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
                             sitk.sitkUInt8)
@@ -178,11 +171,13 @@ def _working_grid(image: sitk.Image, target: float) -> tuple[sitk.Image, list[in
     return sitk.SmoothingRecursiveGaussian(work, sigma), factors
 
 
-def _contrast_level(arr: np.ndarray, work: sitk.Image) -> tuple[float, float]:
-    """Blood-pool HU and the blood threshold.
+def _contrast_level(arr: np.ndarray, work: sitk.Image
+                    ) -> tuple[float, float, tuple[slice, slice, slice]]:
+    """Blood-pool HU, the blood threshold and the region of interest ``[z, y, x]``.
 
-    A first pass with a generic contrast threshold (200 HU, bone above 700 HU removed) finds the
-    region holding the largest inscribed sphere; the median HU of its deep interior is the
+    A first pass with a generic contrast threshold (200 HU, bone above 500 HU removed) finds the
+    region holding the largest inscribed sphere (the heart, with its vessels); the region of
+    interest is its bounding box plus 25 mm.  The median HU of its deep interior is the
     blood-pool level ``B``; the threshold is 40 % of the way from soft tissue (60 HU) to ``B``
     (low enough for the less opacified right heart of an arterial-phase scan).
     """
@@ -196,9 +191,39 @@ def _contrast_level(arr: np.ndarray, work: sitk.Image) -> tuple[float, float]:
     comps, _ = ndimage.label(first)
     best = comps[np.unravel_index(int(np.argmax(dist)), dist.shape)]
     deep = (comps == best) & (dist >= 0.5 * dist.max())
-    blood = float(np.median(arr[deep])) if deep.any() else 300.0
+    if dist.max() < MIN_HEART_RADIUS_MM:
+        raise SegmentationError(
+            f"no heart found: the largest contrast-filled region holds a sphere of only "
+            f"{dist.max():.1f} mm radius; a heart chamber needs >= {MIN_HEART_RADIUS_MM:.0f} mm. "
+            "Check that the scan covers the heart and is contrast enhanced")
+    lung = _air_fraction(arr, work, np.unravel_index(int(np.argmax(dist)), dist.shape),
+                         radius_mm=max(LUNG_SEARCH_MM, 3.0 * float(dist.max())))
+    if lung < MIN_LUNG_FRACTION:
+        raise SegmentationError(
+            f"no heart found: the largest contrast-filled region ({dist.max():.1f} mm deep) "
+            f"has no lung around it ({100 * lung:.1f} % air within "
+            f"{LUNG_SEARCH_MM:.0f} mm); the heart lies between the lungs.  Check that the scan "
+            "is a chest CT covering the heart")
+    blood = float(np.median(arr[deep]))
     threshold = float(np.clip(60.0 + 0.4 * (blood - 60.0), 130.0, 350.0))
-    return blood, threshold
+    box = ndimage.find_objects((comps == best).astype(np.uint8))[0]
+    pad = [int(np.ceil(25.0 / s)) for s in work.GetSpacing()[::-1]]
+    roi = tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
+                for b, p, n in zip(box, pad, arr.shape, strict=True))
+    return blood, threshold, roi  # type: ignore[return-value]
+
+
+def _air_fraction(arr: np.ndarray, work: sitk.Image, centre: tuple[int, ...], *,
+                  radius_mm: float) -> float:
+    """Fraction of air-like voxels (< -500 HU: lung) within a ball around ``centre``."""
+    sp = np.asarray(work.GetSpacing()[::-1])
+    half = np.ceil(radius_mm / sp).astype(int)
+    sl = tuple(slice(max(c - h, 0), min(c + h + 1, n))
+               for c, h, n in zip(centre, half, arr.shape, strict=True))
+    grids = np.ogrid[sl]
+    d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, centre, sp, strict=True))
+    ball = d2 <= radius_mm ** 2
+    return float(np.count_nonzero(ball & (arr[sl] < -500))) / float(max(ball.sum(), 1))
 
 
 def _bone_mask(arr: np.ndarray, blood_hu: float, *, voxel_ml: float) -> np.ndarray:
@@ -420,7 +445,8 @@ def _ball_markers(shape: tuple[int, ...], dist: np.ndarray, points: dict[str, tu
     for name, p in points.items():
         r = max(float(dist[p]) * 0.5, float(sp.max()))
         rr = np.ceil(r / sp).astype(int)
-        sl = tuple(slice(max(c - k, 0), c + k + 1) for c, k in zip(p, rr, strict=True))
+        sl = tuple(slice(max(c - k, 0), min(c + k + 1, n))
+                   for c, k, n in zip(p, rr, shape, strict=True))
         grids = np.ogrid[sl]
         d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grids, p, sp, strict=True))
         ball = (d2 <= r * r) & (dist[sl] > 0)
@@ -584,7 +610,7 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
 
 def _keep_structures(labels: sitk.Image, structures: Sequence[str]) -> sitk.Image:
     arr = sitk.GetArrayFromImage(labels)
-    keep = [LABELS.value_of(s) for s in structures]
+    keep = [LABELS.value_of(m) for s in structures for m in COMPOSITES.get(s, (s,))]
     arr[~np.isin(arr, keep)] = 0
     out = sitk.GetImageFromArray(arr)
     out.CopyInformation(labels)

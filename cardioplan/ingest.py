@@ -20,7 +20,7 @@ from cardioplan.case import Case, utc_now
 from cardioplan.errors import CaseExistsError, InputError
 from cardioplan.volume import Volume
 
-__all__ = ["read_volume", "import_case", "IMAGE_SUFFIXES", "smallest_safe_type"]
+__all__ = ["read_volume", "import_case", "input_record", "smallest_safe_type", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 

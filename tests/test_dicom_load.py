@@ -317,3 +317,22 @@ def test_enhanced_multiframe_4d_per_frame_groups(tmp_path):
     assert vol.source["frame_numbers"] == [12, 11, 10, 9]  # 1-based frames, in slice order
     first = load_volume(path, phase="1")
     assert sitk.GetArrayFromImage(first.image)[2, 0, 0] == 2 * 2 - 10
+
+
+def test_irregular_spacing(tmp_path):
+    files = write_ct(tmp_path / "ct")
+    for k, f in enumerate(files):  # steps alternate 2.0 +- 0.06 mm (3 %): loads, warns
+        ds = pydicom.dcmread(f)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        edit(f, ImagePositionPatient=[x, y, z + (0.06 if k % 2 else 0.0)])
+    vol = load_volume(tmp_path / "ct")
+    assert vol.image.GetSize() == SIZE
+    assert any("irregular slice spacing" in w for w in vol.warnings)
+    for k, f in enumerate(files):  # now +- 0.5 mm (25 %): refused unless --allow-gaps
+        ds = pydicom.dcmread(f)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        edit(f, ImagePositionPatient=[x, y, z + (0.44 if k % 2 else 0.0)])
+    with pytest.raises(GeometryError, match="irregular slice spacing.*--allow-gaps"):
+        load_volume(tmp_path / "ct")
+    vol = load_volume(tmp_path / "ct", allow_gaps=True)
+    assert vol.image.GetSpacing()[2] == pytest.approx(2.0, abs=0.05)

@@ -46,6 +46,7 @@ from cardioplan.case import Case, utc_now
 from cardioplan.errors import CaseError, OutputError
 from cardioplan.fileio import atomic_path, read_json, write_json_atomic
 from cardioplan.mesh.quality import mesh_quality
+from cardioplan.mesh.select import label_counts
 from cardioplan.mesh.surfaces import build_surfaces, target_budget
 from cardioplan.progress import progress
 
@@ -103,10 +104,12 @@ def mesh_case(case: Case, *, target: str = "pcvr", budget: int | None = None,
     surfaces = build_surfaces(labels, structures=structures, target=target, budget=budget,
                               smoothing=smoothing)
     quality: dict[str, dict[str, Any]] = {}
+    counts = label_counts(labels)
     for name in progress(surfaces, desc="checking meshes", total=len(surfaces),
                          unit="structure"):
         surface = surfaces[name]
-        q = mesh_quality(surface, labels, [int(v) for v in surface.field_data["label_values"]])
+        values = [int(v) for v in surface.field_data["label_values"]]
+        q = mesh_quality(surface, labels, values, voxel_count=int(counts[values].sum()))
         q["smoothing_volume_change_pct"] = round(
             float(surface.field_data["smoothing_volume_change_pct"][0]), 3)
         quality[name] = q

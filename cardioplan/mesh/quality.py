@@ -45,7 +45,8 @@ LARGE_STRUCTURE_ML = 5.0
 
 
 def mesh_quality(surface: pv.PolyData, labels: sitk.Image, value: int | Sequence[int], *,
-                 distances: bool = True) -> dict[str, float | int | bool]:
+                 distances: bool = True,
+                 voxel_count: int | None = None) -> dict[str, float | int | bool]:
     """Measure a surface against the voxels it was built from.
 
     Parameters
@@ -58,6 +59,8 @@ def mesh_quality(surface: pv.PolyData, labels: sitk.Image, value: int | Sequence
         The structure's label value(s) (a composite is a union of values).
     distances : bool
         Also compute the distances to the label boundary (the slowest part).
+    voxel_count : int, optional
+        The structure's voxel count when the caller has it (saves a pass over the grid).
 
     Returns
     -------
@@ -85,7 +88,9 @@ def mesh_quality(surface: pv.PolyData, labels: sitk.Image, value: int | Sequence
     points = np.asarray(surface.points, dtype=float)
     faces = surface.faces.reshape(-1, 4)[:, 1:].astype(np.int64)
     matrix, _ = grid_matrix(labels)
-    voxel_ml = float(_voxel_count(labels, values) * abs(np.linalg.det(matrix)) / 1000.0)
+    if voxel_count is None:
+        voxel_count = _voxel_count(labels, values)
+    voxel_ml = float(voxel_count * abs(np.linalg.det(matrix)) / 1000.0)
     volume_ml = enclosed_volume(points, faces) / 1000.0
     diff = 100.0 * (volume_ml / voxel_ml - 1.0) if voxel_ml > 0 else float("inf")
     voxel_size = float(max(labels.GetSpacing()))
@@ -112,8 +117,7 @@ def mesh_quality(surface: pv.PolyData, labels: sitk.Image, value: int | Sequence
 
 def _voxel_count(labels: sitk.Image, values: tuple[int, ...]) -> int:
     arr = sitk.GetArrayViewFromImage(labels)
-    counts = np.bincount(arr.ravel().astype(np.uint8, copy=False), minlength=256)
-    return int(sum(counts[v] for v in values))
+    return int(sum(np.count_nonzero(arr == v) for v in values))
 
 
 def label_boundary(labels: sitk.Image, value: int | Sequence[int]) -> pv.PolyData:
@@ -126,7 +130,9 @@ def label_boundary(labels: sitk.Image, value: int | Sequence[int]) -> pv.PolyDat
     """
     values = [int(value)] if np.isscalar(value) else [int(v) for v in value]
     arr = sitk.GetArrayViewFromImage(labels)
-    mask = np.isin(arr, values)
+    mask = arr == values[0]
+    for v in values[1:]:
+        mask |= arr == v
     if not mask.any():
         raise InputError(f"label value(s) {values} have no voxels in the label map")
     lo, hi = mask_bbox(mask)

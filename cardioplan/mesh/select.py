@@ -26,6 +26,7 @@ import SimpleITK as sitk
 
 from cardioplan.errors import InputError
 from cardioplan.labels import COMPOSITES, LABELS, Label, LabelTable
+from cardioplan.mesh.geometry import mask_bbox
 
 __all__ = ["Structure", "check_label_image", "label_counts", "resolve_structures"]
 
@@ -76,7 +77,15 @@ def label_counts(labels: sitk.Image) -> np.ndarray:
     arr = sitk.GetArrayViewFromImage(labels)
     if arr.dtype != np.uint8:
         arr = arr.astype(np.uint8)
-    return np.bincount(arr.ravel(), minlength=256)
+    nonzero = arr != 0
+    counts = np.zeros(256, dtype=np.int64)
+    n = int(np.count_nonzero(nonzero))
+    counts[0] = arr.size - n
+    if n:  # count inside the bounding box of the labels only: the heart is a small part
+        box = tuple(slice(lo, hi) for lo, hi in zip(*mask_bbox(nonzero), strict=True))
+        counts[1:] = np.bincount(arr[box].ravel(), minlength=256)[1:]
+    return counts
+
 
 
 def resolve_structures(labels: sitk.Image, *, structures: Sequence[str] | None = None,

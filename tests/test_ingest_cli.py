@@ -215,3 +215,13 @@ def test_output_inside_input_refused(ct_folder):
     with pytest.raises(InputError, match="inside the input"):
         import_case(ct_folder, ct_folder / "case")
     assert sorted(p.name for p in ct_folder.iterdir()) == before
+
+
+def test_info_json_geometry_of_a_gap(tmp_path, capsys):
+    files = write_ct(tmp_path / "gap")
+    files[7].unlink()
+    assert main(["info", str(tmp_path / "gap"), "--json"]) == 0
+    series = json.loads(capsys.readouterr().out)["studies"][0]["series"][0]
+    assert series["geometry"]["gaps_mm"] == [[-88.0, -84.0]]
+    assert series["images"] == SIZE[2] - 1
+    assert any("missing slices" in w for w in series["warnings"])

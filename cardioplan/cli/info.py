@@ -147,9 +147,12 @@ def _series_row(s: dict[str, Any]) -> list[str]:
     phases = ""
     if s["phases"]:
         pct = [p["percent_rr"] for p in s["phases"]]
+        trig = [p["trigger_time_ms"] for p in s["phases"]]
         phases = f"{len(s['phases'])}"
         if all(v is not None for v in pct):
-            phases += f" ({pct[0]:g}-{pct[-1]:g}%)"
+            phases += f" ({min(pct):g}-{max(pct):g}%)"
+        elif all(v is not None for v in trig):
+            phases += f" ({min(trig):g}-{max(trig):g} ms)"
     syntax = ", ".join(_short_syntax(t) for t in s["transfer_syntaxes"])
     images = str(s["images"])
     if s["phases"]:

@@ -216,6 +216,14 @@ class Series:
             "transfer_syntaxes": self.transfer_syntaxes,
             "phases": [p.summary(len(self.phases)) for p in self.phases]
             if len(self.phases) > 1 else [],
+            "geometry": {
+                "gaps_mm": [list(g) for g in geo.gaps] if geo else [],
+                "irregular": geo.irregular if geo else False,
+                "duplicate_positions": len(geo.duplicates) if geo else 0,
+                "orientations": geo.mixed_orientations if geo else 1,
+                "tilt_deg": round(geo.tilt_deg, 3) if geo else 0.0,
+                "slice_thickness": self.frames[0].thickness,
+            },
             "warnings": list(self.warnings),
         }
         if show_phi:

@@ -225,3 +225,21 @@ def test_info_json_geometry_of_a_gap(tmp_path, capsys):
     assert series["geometry"]["gaps_mm"] == [[-88.0, -84.0]]
     assert series["images"] == SIZE[2] - 1
     assert any("missing slices" in w for w in series["warnings"])
+
+
+def test_source_headers_for_dicom_seg_export(tmp_path):
+    from cardioplan.dicom import source_headers
+
+    files = write_ct(tmp_path / "scan")
+    for k, f in enumerate(files):  # file names in reverse slice order
+        f.rename(f.with_name(f"z{len(files) - k:03d}.dcm"))
+    case = import_case(tmp_path / "scan", tmp_path / "case")
+    headers = source_headers(case.inputs[0])
+    img = case.read_image()
+    assert len(headers) == img.GetSize()[2]
+    for z in (0, 7, 19):
+        np.testing.assert_allclose([float(v) for v in headers[z].ImagePositionPatient],
+                                   img.TransformIndexToPhysicalPoint((0, 0, z)), atol=1e-4)
+    (tmp_path / "scan" / "z001.dcm").unlink()
+    with pytest.raises(InputError, match="no longer at"):
+        source_headers(case.inputs[0])

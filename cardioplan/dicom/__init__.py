@@ -32,6 +32,7 @@ from cardioplan.dicom.load import (
     load_volume,
     output_dtype,
 )
+from cardioplan.dicom.source import source_headers
 from cardioplan.dicom.write import TRANSFER_SYNTAXES, make_uid, write_series
 
 __all__ = [
@@ -39,5 +40,5 @@ __all__ = [
     "series_geometry", "split_phases", "orientation_label",
     "load_volume", "load_series", "choose_series", "choose_phase", "output_dtype",
     "DEFAULT_PHASE_PERCENT",
-    "write_series", "make_uid", "TRANSFER_SYNTAXES",
+    "write_series", "make_uid", "TRANSFER_SYNTAXES", "source_headers",
 ]

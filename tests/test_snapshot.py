@@ -199,3 +199,17 @@ def test_case_without_meshes_explains_how_to_make_them(tmp_path: Path, caplog) -
     assert main(["snapshot", str(tmp_path / "bare"), "-o", str(tmp_path / "x.png")]) == 1
     assert "cardioplan mesh" in caplog.text
     assert not (tmp_path / "x.png").exists()
+
+
+def test_translucent_myocardium_reveals_the_ventricle_inside(renderer, data) -> None:
+    among = [s for s in HEART if s in data.structures]
+    plan = Plan()
+    shown = ["left_ventricle", "myocardium"]
+    opaque = renderer.render(scene_state(plan, data.structures, only=shown), plan,
+                             view="lao")
+    plan.set_display("myocardium", opacity=0.3)
+    clear = renderer.render(scene_state(plan, data.structures, only=shown), plan, view="lao")
+    hidden = color_mask(opaque, "left_ventricle", among, max_angle_deg=12).sum()
+    seen = color_mask(clear, "left_ventricle", among, max_angle_deg=12).sum()
+    assert seen > 300 and seen > 5 * max(hidden, 1)
+    assert color_mask(clear, "myocardium", among, max_angle_deg=12).sum() > 100

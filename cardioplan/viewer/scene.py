@@ -9,6 +9,8 @@ measurements and seeds.
   stored, so loading a million-triangle case does not recompute them.
 - Cut planes are GPU clipping planes on each structure's mapper: moving a plane costs nothing,
   and point picking respects them.  A plane keeps the side its normal points to.
+- Translucent structures use VTK's default order-independent transparency: depth peeling
+  (``enable_depth_peeling``) drops translucent actors on Mesa's llvmpipe with multisampling.
 - The image slice is a grid of pixel cells at its physical (LPS mm) place, coloured with the
   grey window and the label outlines of :mod:`cardioplan.viewer.slices`, drawn unlit so its
   pixels keep their exact colours.

@@ -84,8 +84,6 @@ class OffscreenRenderer:
         else anterior)."""
         self.scene.apply(state, plan)
         self.scene.show_view(view or state.view or "anterior", plan)
-        if any(s.visible and s.opacity < 1.0 for s in state.styles.values()):
-            self.plotter.enable_depth_peeling()
         self.plotter.render()
         return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
 

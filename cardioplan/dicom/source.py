@@ -41,8 +41,9 @@ def source_headers(record: Mapping[str, Any]) -> list[Dataset]:
 
     Examples
     --------
-    >>> headers = source_headers(Case.open("cases/p1").inputs[0])   # doctest: +SKIP
-    >>> headers[0].SOPInstanceUID == Case.open("cases/p1").inputs[0]["sop_instance_uids"][0]
+    >>> record = Case.open("cases/p1").inputs[0]                # doctest: +SKIP
+    >>> headers = source_headers(record)                        # doctest: +SKIP
+    >>> headers[0].SOPInstanceUID == record["sop_instance_uids"][0]   # doctest: +SKIP
     True
     """
     if record.get("format") != "dicom":

@@ -188,6 +188,33 @@ _XVFB_SCRIPT = textwrap.dedent("""
     assert w.logic.show_help and w.logic.mode.value == "seed"
     assert not load_plan(case).display_of("right_ventricle").visible
     assert w.plotter.ren_win.GetClassName() != "vtkEGLRenderWindow"
+
+    # a click (press and release without moving) in landmark mode places a landmark
+    press("Escape"); press("l")
+    w.plotter.render()
+    x, y = w.plotter.window_size[0] // 2, w.plotter.window_size[1] // 2
+    iren.SetEventInformation(x, y, 0, 0)
+    iren.InvokeEvent("LeftButtonPressEvent")
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+    assert len(load_plan(case).landmarks) == 1, "click did not place a landmark"
+    # a drag rotates the camera and places nothing
+    iren.SetEventInformation(x, y, 0, 0)
+    iren.InvokeEvent("LeftButtonPressEvent")
+    iren.SetEventInformation(x + 60, y + 20, 0, 0)
+    iren.InvokeEvent("MouseMoveEvent")
+    iren.InvokeEvent("LeftButtonReleaseEvent")
+    assert len(load_plan(case).landmarks) == 1
+
+    press("c")        # the cut-plane widget appears ...
+    assert w._clip_widget_on and len(w.plotter.plane_widgets) == 1
+    press("c")        # ... and goes
+    assert not w._clip_widget_on and not w.plotter.plane_widgets
+    press("i"); press("Up"); press("y")
+    assert w.logic.slice is not None and w.logic.slice.orientation == "coronal"
+    assert w.plotter.actors.get("slice") is not None
+    press("v")
+    press("k")
+    assert load_plan(case).views[0].name == "View 1"
     press("q")
     print("OK")
 """)
@@ -203,4 +230,5 @@ def test_real_window_key_bindings_under_xvfb(case) -> None:
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OK" in proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # errors inside VTK callbacks
     case.plan_path.unlink(missing_ok=True)

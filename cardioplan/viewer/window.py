@@ -197,12 +197,13 @@ class ViewerWindow:
         return None
 
     def _on_press(self, obj: Any, event: str) -> None:
-        self._press = obj.GetEventPosition()
+        # PyVista attaches mouse observers to the interactor style: ask the interactor
+        self._press = self.plotter.iren.interactor.GetEventPosition()
 
     def _on_release(self, obj: Any, event: str) -> None:
         if self._press is None:
             return
-        x, y = obj.GetEventPosition()
+        x, y = self.plotter.iren.interactor.GetEventPosition()
         px, py = self._press
         self._press = None
         if abs(x - px) + abs(y - py) > _CLICK_TOLERANCE_PX:

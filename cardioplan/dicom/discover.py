@@ -40,6 +40,7 @@ from cardioplan.progress import progress
 __all__ = [
     "Frame", "Phase", "Geometry", "Series", "Skipped", "ScanResult",
     "scan", "series_geometry", "split_phases", "orientation_label", "orthonormal",
+    "prefetch_file",
     "IMAGE_SOP_CLASSES",
 ]
 
@@ -80,6 +81,7 @@ _TILT_TOL_DEG = 0.1
 _SPACING_REL_TOL = 0.01  # 1 % spacing deviation is noise, not a warning
 _GAP_FACTOR = 1.5  # a step this many times the typical one is a gap (missing slices)
 _PREFETCH_WINDOW = 32  # files read ahead (in the background) of the header parser
+_PREFETCH_MAX_BYTES = 1 << 30  # larger folders: only the loaded series is prefetched
 
 
 @dataclass
@@ -298,7 +300,8 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
     prefetch : bool
         Ask the kernel to read whole files in the background, a few dozen ahead of the header
         parser (``posix_fadvise(WILLNEED)``): the disk works while Python parses, and a load
-        that follows finds the pixels in the page cache.
+        that follows finds the pixels in the page cache.  Skipped for folders over 1 GiB,
+        where most files usually belong to series that will not be loaded.
 
     Returns
     -------
@@ -327,13 +330,13 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
     headers: list[tuple[Path, Dataset, int | None]] = []
     non_dicom = 0
     unreadable: list[tuple[Path, str]] = []
-    window = _PREFETCH_WINDOW if prefetch else 0
+    window = _PREFETCH_WINDOW if prefetch and _total_size(files) <= _PREFETCH_MAX_BYTES else 0
     for f in files[:window]:
-        _prefetch(f)
+        prefetch_file(f)
     for i, f in enumerate(progress(files, desc="Reading DICOM headers", total=len(files),
                                    unit="file")):
         if window and i + window < len(files):
-            _prefetch(files[i + window])
+            prefetch_file(files[i + window])
         try:
             ds, offset = _read_header(f)
         except InvalidDicomError:
@@ -536,7 +539,17 @@ def _dicomdir_files(dicomdir: Path) -> list[Path]:
     return sorted(set(files))
 
 
-def _prefetch(path: Path) -> None:
+def _total_size(files: list[Path]) -> int:
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def prefetch_file(path: Path) -> None:
     """Ask the kernel to start reading a whole file into the page cache (non-blocking)."""
     if not hasattr(os, "posix_fadvise"):
         return

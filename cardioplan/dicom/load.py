@@ -32,6 +32,7 @@ from cardioplan.dicom.discover import (
     ScanResult,
     Series,
     orthonormal,
+    prefetch_file,
     scan,
     series_geometry,
 )
@@ -425,6 +426,9 @@ def _assemble(frames: list[Frame], *, threads: int | None) -> sitk.Image:
         for start in progress(range(0, n, per_slab), desc="Loading slices",
                               total=-(-n // per_slab), unit="slab"):
             part = frames[start:start + per_slab]
+            ahead = frames[start if start == 0 else start + per_slab:start + 2 * per_slab]
+            for path in dict.fromkeys(f.path for f in ahead):
+                prefetch_file(path)  # the disk reads the next slab while this one is processed
             view = buf[:len(part)]
             ranges = source.fill(part, view, pool)
             values = _rescale(view, part, ranges)

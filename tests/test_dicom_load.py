@@ -336,3 +336,15 @@ def test_irregular_spacing(tmp_path):
         load_volume(tmp_path / "ct")
     vol = load_volume(tmp_path / "ct", allow_gaps=True)
     assert vol.image.GetSpacing()[2] == pytest.approx(2.0, abs=0.05)
+
+
+def test_auto_choice_avoids_a_series_that_cannot_load(tmp_path):
+    files = write_ct(tmp_path / "planes", ct_image(size=(32, 32, 30)), series_number=1,
+                     study_instance_uid="7")
+    for f in files[:10]:  # a 3-plane localiser without LOCALIZER in ImageType
+        edit(f, ImageOrientationPatient=[1, 0, 0, 0, 0, -1])
+    for f in files[10:20]:
+        edit(f, ImageOrientationPatient=[0, 1, 0, 0, 0, -1])
+    write_ct(tmp_path / "ct", series_number=2, study_instance_uid="7", uid_seed="ct")
+    vol = load_volume(tmp_path)
+    assert vol.image.GetSize() == SIZE and vol.source["series_number"] == 2

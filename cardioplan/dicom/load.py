@@ -115,7 +115,8 @@ def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Seri
     ``selector`` is a SeriesInstanceUID, a SeriesNumber, or the index from ``cardioplan info``
     (``"#N"`` forces the index).  Without a selector a lone series is taken; otherwise the
     largest volumetric series (>= 2 slices per phase) of the preferred modality (CT, then MR)
-    is chosen; two equally good candidates are an error listing both.
+    is chosen, series that cannot form one volume (mixed orientations, duplicate positions)
+    last; two equally good candidates are an error listing both.
     """
     if not result.series:
         reasons = "; ".join(sorted({s.reason for s in result.skipped})) or "none"
@@ -129,8 +130,8 @@ def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Seri
     pool = volumetric or result.series
     ranked = sorted(pool, key=_rank)
     best = ranked[0]
-    if len(ranked) > 1 and _rank(ranked[1])[:2] == _rank(best)[:2]:
-        ties = [s for s in ranked if _rank(s)[:2] == _rank(best)[:2]]
+    if len(ranked) > 1 and _rank(ranked[1])[:3] == _rank(best)[:3]:
+        ties = [s for s in ranked if _rank(s)[:3] == _rank(best)[:3]]
         listing = "; ".join(f"#{s.index} {_describe(s)}" for s in ties)
         raise DicomError(f"{len(ties)} series are equally good candidates ({listing}); choose "
                          f"one with --series (index, SeriesNumber or UID), e.g. --series "
@@ -258,8 +259,12 @@ def output_dtype(lo: float, hi: float, *, integral: bool, stored: np.dtype) -> n
 
 
 # -- selection helpers -----------------------------------------------------------------------------
-def _rank(s: Series) -> tuple[int, int, int]:
-    return (_MODALITY_RANK.get(s.modality, 9), -s.voxels, s.index)
+def _rank(s: Series) -> tuple[int, int, int, int]:
+    """Sort key: loadable first, then modality (CT, MR, others), then size."""
+    geo = s.geometry
+    broken = geo is not None and (geo.mixed_orientations > 1 or
+                                  (bool(geo.duplicates) and len(s.phases) == 1))
+    return (int(broken), _MODALITY_RANK.get(s.modality, 9), -s.voxels, s.index)
 
 
 def _describe(s: Series) -> str:

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  series   {record['series_choice']}")
     if image.get("phase"):
         print(f"  phase    {image['phase'].get('choice', image['phase'])}")
-    for w in record.get("warnings", []):
-        print(f"  warning  {w}")
+    if record.get("warnings"):
+        print(f"  warnings {len(record['warnings'])} (logged above; kept in case.json inputs)")
     print(f"Next: cardioplan segment {case.path}")
     return 0

@@ -219,11 +219,10 @@ def load_series(series: Series, *, phase: str | None = None, allow_gaps: bool = 
     frames = [chosen.frames[i] for i in geo.order]
     _check_matrix(series, frames)
     image = _assemble(frames, threads=threads)
-    warnings = list(series.warnings)
     image, extra = _place(image, frames, geo, allow_gaps=allow_gaps)
-    warnings.extend(extra)
-    for w in extra:
-        log.warning("%s", w)
+    warnings = list(series.warnings) + extra
+    for w in warnings:
+        log.warning("series #%d: %s", series.index, w)
     phase_info = chosen.summary(len(series.phases)) if len(series.phases) > 1 else None
     if phase_info is not None:
         phase_info["choice"] = why

@@ -619,7 +619,7 @@ def _untilt(image: sitk.Image, frames: list[Frame], row: np.ndarray, col: np.nda
     """Resample a gantry-tilted stack onto the orthogonal grid (row, col, normal)."""
     first = np.asarray(frames[0].position, dtype=float)
     last = np.asarray(frames[-1].position, dtype=float)
-    step = (last - first) / (len(frames) - 1)
+    step = (last - first) / (image.GetSize()[2] - 1)
     sheared = sitk.Image(image)
     sheared.SetSpacing([image.GetSpacing()[0], image.GetSpacing()[1], float(np.linalg.norm(step))])
     sheared.SetDirection(_direction(row, col, step / np.linalg.norm(step)))

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -171,20 +172,27 @@ def run_all(folder: Path, files: list[Path], args: argparse.Namespace,
             volume_mib: float) -> list[tuple[str, float, str]]:
     rows: list[tuple[str, float, str]] = []
     method = evict(files, global_drop=args.drop_caches)
-    rows.append((f"cat, cold ({method})", time_cat(files), ""))
-    rows.append(("cat, warm", min(time_cat(files) for _ in range(args.repeat)), ""))
+    cat_cold = []
+    for _ in range(args.repeat):
+        evict(files, global_drop=args.drop_caches)
+        cat_cold.append(time_cat(files))
+    rows.append((f"cat, cold ({method}, median)", statistics.median(cat_cold), ""))
+    rows.append(("cat, warm (best)", min(time_cat(files) for _ in range(args.repeat)), ""))
 
     def measure(label: str, mode: str) -> None:
-        evict(files, global_drop=args.drop_caches)
-        cold = child(mode, folder)
+        cold = []
+        for _ in range(args.repeat):
+            evict(files, global_drop=args.drop_caches)
+            cold.append(child(mode, folder))
         warm = [child(mode, folder) for _ in range(args.repeat)]
         best = min(warm, key=lambda r: r["seconds"])
-        mem = max(r["peak_delta"] for r in [cold, *warm]) / 2**20
+        mem = max(r["peak_delta"] for r in [*cold, *warm]) / 2**20
         note = f"{best['dtype']}; peak +{mem:.0f} MiB ({mem / volume_mib:.2f}x volume)"
         if mode == "scan":
-            note = f"{cold['slices']} headers"
-        rows.append((f"{label}, cold", cold["seconds"], note))
-        rows.append((f"{label}, warm", best["seconds"], note))
+            note = f"{best['slices']} headers"
+        rows.append((f"{label}, cold (median)", statistics.median(r["seconds"] for r in cold),
+                     note))
+        rows.append((f"{label}, warm (best)", best["seconds"], note))
 
     measure("CardioPlan header scan (info)", "scan")
     measure("CardioPlan load (scan + pixels)", "load")

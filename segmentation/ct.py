@@ -469,6 +469,12 @@ def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
         names[i + 1] = name
     points = {**chambers, **vessel_points}
     markers = _ball_markers(blood.shape, dist, points, values, work)
+    if "aorta" not in vessel_points:
+        descending = _descending_aorta(blood, work)
+        if descending is not None:
+            values["aorta"] = len(values) + 1
+            names[values["aorta"]] = "aorta"
+            markers[descending & (markers == 0)] = values["aorta"]
     if chambers:
         r_ch = max(float(dist[p]) for p in chambers.values())
         far = _geodesic_far(blood, markers > 0, work, far_mm=2.5 * r_ch)
@@ -486,6 +492,56 @@ def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
     regions = sitk.GetArrayFromImage(ws).astype(np.int32)
     regions[~blood] = 0
     return regions, names
+
+
+def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
+    """Track the descending aorta up from the lowest slices: a round blood section posterior to
+    the heart, followed slice by slice while it stays round and about the same size.
+
+    Returns the core of the tracked sections (a marker), or None when nothing was tracked over
+    at least 20 mm.
+    """
+    sx, sy, sz = work.GetSpacing()
+    order = np.arange(blood.shape[0])
+    if work.GetDirection()[8] < 0:
+        order = order[::-1]  # walk from inferior to superior
+    thick = np.argwhere(_distance(blood, work) >= 0.4 * _distance(blood, work).max())
+    centre_y = float(thick[:, 1].mean())
+    marker = np.zeros(blood.shape, bool)
+    prev: np.ndarray | None = None
+    prev_area = 0.0
+    tracked = 0
+    for z in order:
+        comps, n = ndimage.label(blood[z])
+        if n == 0:
+            if prev is not None:
+                break
+            continue
+        pick = None
+        for i in range(1, n + 1):
+            comp = comps == i
+            area = comp.sum() * sx * sy
+            d2 = ndimage.distance_transform_edt(comp, sampling=(sy, sx))
+            r = float(d2.max())
+            round_ = r >= 3.5 and area <= 3.0 * np.pi * r * r
+            if not round_:
+                continue
+            if prev is None:
+                cy, cx = ndimage.center_of_mass(comp)
+                if cy > centre_y and (pick is None or cy + 0.5 * cx > pick[0]):
+                    pick = (cy + 0.5 * cx, comp, area, d2, r)
+            elif (comp & prev).sum() >= 0.3 * prev.sum() and area <= 2.0 * prev_area:
+                pick = (0.0, comp, area, d2, r)
+                break
+        if pick is None:
+            if prev is not None:
+                break
+            continue
+        _, comp, prev_area, d2, r = pick
+        prev = comp
+        marker[z] = d2 >= 0.5 * r
+        tracked += 1
+    return marker if tracked * sz >= 20.0 else None
 
 
 def _geodesic_far(blood: np.ndarray, start: np.ndarray, work: sitk.Image, *, far_mm: float
@@ -511,15 +567,18 @@ def _label_regions(regions: np.ndarray, names: dict[int, str], dist: np.ndarray,
     centroid = _centroids(regions, work)
     named = dict(names)
     far = sorted(r for r in np.unique(regions) if r > 1000)
-    if "aorta" not in named.values() and far:
-        # the descending aorta: the most posterior-left vessel end, and the vessel ends joined
-        # to it without a narrowing (arch, ascending aorta)
-        radius = dict(zip(far, ndimage.maximum(dist, regions, far), strict=True))
-        thick = [r for r in far if radius[r] >= 0.5 * max(radius.values())]
-        desc = max(thick, key=lambda r: centroid[r][1] + 0.5 * centroid[r][0])
-        named[desc] = "aorta"
-        r_ao = float(radius[desc])
-        frontier = [desc]
+    ids = [int(r) for r in np.unique(regions) if r]
+    radius = dict(zip(ids, ndimage.maximum(dist, regions, ids), strict=True))
+    aorta = [r for r, n in named.items() if n == "aorta" and r in radius]
+    if not aorta and far:
+        # no descending aorta was tracked: take the most posterior-left thick vessel end
+        thick = [r for r in far if radius[r] >= 0.5 * max(radius[f] for f in far)]
+        aorta = [max(thick, key=lambda r: centroid[r][1] + 0.5 * centroid[r][0])]
+        named[aorta[0]] = "aorta"
+    if aorta:
+        # vessel ends joined to the aorta without a narrowing: arch, ascending aorta
+        r_ao = max(float(radius[r]) for r in aorta)
+        frontier = list(aorta)
         while frontier:
             cur = frontier.pop()
             for nb, neck in neighbours.get(cur, []):

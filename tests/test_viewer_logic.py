@@ -317,6 +317,10 @@ def test_slice_keys_scroll_and_clamp() -> None:
     logic.handle_key("i")
     assert logic.slice is None
     assert "no image" in ViewerLogic(Plan(), STRUCTS).handle_key("i").message
+    # a new slice faces the camera: from the front, a coronal slice
+    logic.view_direction = (0.1, 0.9, -0.2)
+    logic.handle_key("i")
+    assert logic.slice == SliceSpec("coronal", 10)
 
 
 def test_views_and_rehearsal_steps() -> None:

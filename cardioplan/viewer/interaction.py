@@ -190,6 +190,8 @@ class ViewerLogic:
     view_index: int = 0
     clip: bool = True
     show_help: bool = False
+    view_direction: tuple[float, float, float] | None = None
+    """Camera viewing direction (LPS); a new slice faces the camera."""
     added: list[tuple[str, object]] = field(default_factory=list)
     """What this session added, for undo: (kind, id or seed)."""
 
@@ -360,11 +362,24 @@ class ViewerLogic:
         if not self.slice_counts:
             return Outcome(message="the case has no image to slice")
         if self.slice is None:
-            orientation: Orientation = "axial"
+            orientation = self.facing_orientation()
             self.slice = SliceSpec(orientation, self.slice_counts[orientation] // 2)
         else:
             self.slice = None
         return Outcome(message=self._slice_text())
+
+    def facing_orientation(self) -> Orientation:
+        """The slice orientation most perpendicular to the view (axial when unknown).
+
+        Examples
+        --------
+        >>> ViewerLogic(Plan(), [], view_direction=(0, 1, 0)).facing_orientation()
+        'coronal'
+        """
+        if self.view_direction is None:
+            return "axial"
+        axis = max(range(3), key=lambda i: abs(self.view_direction[i]))  # type: ignore[index]
+        return ("sagittal", "coronal", "axial")[axis]  # type: ignore[return-value]
 
     def _scroll(self, delta: int) -> Outcome:
         if self.slice is None:

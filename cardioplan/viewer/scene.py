@@ -271,7 +271,8 @@ class Scene:
                 color, font, right=True))
 
     def text_2d(self, text: str, where: tuple[float, float], color: tuple[float, ...],
-                font: int, *, right: bool = False, top: bool = True) -> Any:
+                font: int, *, right: bool = False, top: bool = True,
+                mono: bool = False) -> Any:
         """Add a text overlay at ``where`` (normalised viewport coordinates); return it."""
         from vtkmodules.vtkRenderingCore import vtkTextActor
 
@@ -282,6 +283,8 @@ class Scene:
         prop.SetColor(*color[:3])
         if right:
             prop.SetJustificationToRight()
+        if mono:
+            prop.SetFontFamilyToCourier()
         if top:
             prop.SetVerticalJustificationToTop()
         prop.SetBackgroundColor(*BACKGROUND)

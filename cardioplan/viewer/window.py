@@ -104,7 +104,8 @@ class ViewerWindow:
         self._help_actor = self._status_actor = None
         font = int(min(max(self.plotter.window_size[1] / 60, 10), 16))
         if self.logic.show_help:
-            self._help_actor = self.scene.text_2d(help_text(), (0.015, 0.9), (1, 1, 1), font)
+            self._help_actor = self.scene.text_2d(help_text(), (0.015, 0.9), (1, 1, 1), font,
+                                                  mono=True)
         status = self._status or "h: help"
         self._status_actor = self.scene.text_2d(status, (0.015, 0.02), (0.85, 0.9, 1.0), font,
                                                 top=False)
@@ -112,6 +113,9 @@ class ViewerWindow:
     # -- events -----------------------------------------------------------------------------
     def on_key(self, key: str) -> None:
         """Handle one key press (VTK key symbol)."""
+        cam = self.scene.current_camera()
+        self.logic.view_direction = tuple(  # type: ignore[assignment]
+            f - p for f, p in zip(cam.focal_point, cam.position, strict=True))
         outcome = self.logic.handle_key(key)
         if outcome is not None:
             self.apply(outcome)

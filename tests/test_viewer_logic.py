@@ -346,3 +346,26 @@ def test_views_and_rehearsal_steps() -> None:
     out = _apply(logic, logic.save_view(cam))
     assert out.view("View 2") is not None
     assert "no rehearsal steps" in ViewerLogic(Plan(), STRUCTS).handle_key("Right").message
+
+
+def test_record_a_rehearsal_step_from_the_screen() -> None:
+    plan = Plan()
+    plane = plan.upsert_cut_plane(CutPlane(name="c", origin=(0, 0, 0), normal=(0, 0, 1)))
+    plan.set_display("aorta", visible=False)
+    logic = ViewerLogic(plan, STRUCTS)
+    assert logic.handle_key("n").command == "record_step"
+    cam = Camera(position=(0, -100, 0), focal_point=(0, 0, 0), view_up=(0, 0, 1))
+    out = logic.record_step(cam)
+    assert "Step 1 recorded: 2 structures, 1 cut plane" in out.message
+    plan = _apply(logic, out)
+    step = plan.steps[0]
+    assert step.title == "Step 1" and step.view == "Step 1"
+    assert step.visible == ["left_ventricle", "right_ventricle"]
+    assert step.cut_planes == [plane.id] and plan.view("Step 1").camera == cam
+    plan = _apply(logic, logic.record_step(cam))
+    assert [s.title for s in plan.steps] == ["Step 1", "Step 2"]
+    plan = _apply(logic, logic.handle_key("u"))
+    assert [s.title for s in plan.steps] == ["Step 1"]
+    # replaying the recorded step shows what was recorded
+    logic.handle_key("Right")
+    assert logic.state().visible_structures() == ["left_ventricle", "right_ventricle"]

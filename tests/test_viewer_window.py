@@ -218,6 +218,8 @@ _XVFB_SCRIPT = textwrap.dedent("""
     press("v")
     press("k")
     assert load_plan(case).views[0].name == "View 1"
+    press("n")
+    assert load_plan(case).steps[0].view == "Step 1"
     press("q")
     print("OK")
 """)

@@ -84,7 +84,7 @@ class Outcome:
         Camera preset or saved view to move to.
     command : str or None
         A window-only action: ``quit``, ``help``, ``screenshot``, ``clip_widget``,
-        ``save_view``.
+        ``save_view``, ``record_step``.
     """
 
     edit: Callable[[Plan], object] | None = None
@@ -126,6 +126,8 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding(("v", "V"), "next_view", "next / previous camera preset or saved view"),
     KeyBinding(("k",), "save_view", "save the current camera as a view in the plan"),
     KeyBinding(("Right", "Left"), "step", "next / previous rehearsal step"),
+    KeyBinding(("n",), "record_step", "record a rehearsal step: this view, the visible "
+               "structures and cut planes"),
     KeyBinding(("g", "F12"), "screenshot", "screenshot to CASE/screenshots/"),
     KeyBinding(("q",), "quit", "quit"),
 )
@@ -284,6 +286,31 @@ class ViewerLogic:
         name = f"View {n}"
         return Outcome(edit=lambda plan: plan.upsert_view(SavedView(name=name, camera=camera)),
                        message=f"camera saved as {name!r} (v cycles to it)")
+
+    def record_step(self, camera: Camera) -> Outcome:
+        """Append a rehearsal step showing what is on screen now.
+
+        The camera is saved as the view ``Step N``; the step lists the visible structures and
+        the enabled cut planes.  Titles and notes can be edited in ``plan.json`` or in VR.
+        """
+        state = self.state()
+        n = len(self.plan.steps) + 1
+        existing = {s.title for s in self.plan.steps} | {v.name for v in self.plan.views}
+        while f"Step {n}" in existing:
+            n += 1
+        title = f"Step {n}"
+        visible = state.visible_structures()
+        planes = [c.id for c in state.cut_planes]
+
+        def edit(plan: Plan) -> None:
+            plan.upsert_view(SavedView(name=title, camera=camera))
+            step = RehearsalStep(title=title, view=title, visible=visible,
+                                 cut_planes=[c for c in planes if plan.cut_plane(c)])
+            plan.steps.append(step)
+            self.added.append(("steps", step.id))
+
+        return Outcome(edit=edit, message=f"{title} recorded: {len(visible)} structures, "
+                                          f"{len(planes)} cut plane(s)")
 
     def cut_plane_moved(self, origin: Sequence[float], normal: Sequence[float]) -> Outcome:
         """The clip widget was released: save its plane as the desktop cut plane."""
@@ -478,6 +505,9 @@ class ViewerLogic:
             self.step_index = min(n - 1, max(0, self.step_index + (1 if key == "Right" else -1)))
         step = self.plan.steps[self.step_index]
         return Outcome(view=step.view, message=f"step {self.step_index + 1}/{n}: {step.title}")
+
+    def _on_record_step(self, key: str) -> Outcome:
+        return Outcome(command="record_step")
 
     def _on_screenshot(self, key: str) -> Outcome:
         return Outcome(command="screenshot")

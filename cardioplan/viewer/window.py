@@ -152,6 +152,8 @@ class ViewerWindow:
             self._status = f"screenshot saved: {self.screenshot()}"
         elif command == "save_view":
             self.apply(self.logic.save_view(self.scene.current_camera()))
+        elif command == "record_step":
+            self.apply(self.logic.record_step(self.scene.current_camera()))
         elif command == "clip_widget":
             self._toggle_clip_widget()
 

@@ -16,4 +16,29 @@ case folder and :mod:`cardioplan.plan`.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import Any
+
+__all__ = ["PRESETS", "preset_camera", "SceneData", "Scene", "load_scene_data",
+           "scene_state", "ViewerLogic", "KEYMAP", "OffscreenRenderer", "render_snapshot",
+           "ViewerWindow", "open_viewer"]
+
+_WHERE = {
+    "PRESETS": "camera", "preset_camera": "camera",
+    "SceneData": "scene", "Scene": "scene", "load_scene_data": "scene",
+    "scene_state": "state",
+    "ViewerLogic": "interaction", "KEYMAP": "interaction",
+    "OffscreenRenderer": "snapshot", "render_snapshot": "snapshot",
+    "ViewerWindow": "window", "open_viewer": "window",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names on first use, so ``import cardioplan.viewer`` stays cheap."""
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

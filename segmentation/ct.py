@@ -311,7 +311,8 @@ def _seed_points(seeds: Sequence[Seed], blood: np.ndarray, dist: np.ndarray,
                              "contrast-filled chamber or vessel (it lies in tissue, bone or "
                              "air); move it into the middle of the blood pool")
         dz, dy, dx = np.unravel_index(int(np.argmax(local)), local.shape)
-        out[seed.structure] = (sl[0].start + dz, sl[1].start + dy, sl[2].start + dx)
+        out[seed.structure] = (int(sl[0].start + dz), int(sl[1].start + dy),
+                               int(sl[2].start + dx))
     return out
 
 

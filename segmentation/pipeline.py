@@ -147,7 +147,8 @@ def segment(volume: Volume, *, modality: str = "auto", structures: Sequence[str]
 def detect_modality(volume: Volume) -> tuple[str, str]:
     """``("CT" | "MR", reason)`` from the DICOM modality, else from intensity statistics."""
     if volume.modality in ("CT", "MR"):
-        return volume.modality, "DICOM modality"
+        fmt = str(volume.source.get("format", "dicom"))
+        return volume.modality, "DICOM modality" if fmt == "dicom" else f"{fmt} input"
     if looks_like_ct(volume.image):
         return "CT", "intensities (air at -1000 HU)"
     return "MR", "intensities (no Hounsfield air)"

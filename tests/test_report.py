@@ -210,3 +210,20 @@ def test_report_page_renders_its_images_in_a_real_browser(report: Path, tmp_path
     assert dark > 50_000
     among = ["myocardium", "aorta", "pulmonary_artery"]
     assert color_mask(rgb, "aorta", among).sum() > 100
+
+
+def test_a_step_with_a_vr_only_view_is_shown_from_the_front(case: Case, tmp_path: Path) -> None:
+    from cardioplan.plan import ModelPose, SavedView
+
+    def change(plan):
+        plan.upsert_view(SavedView(name="table", model_pose=ModelPose(scale=0.002)))
+        plan.steps.append(RehearsalStep(title="From VR", view="table"))
+
+    before = case.plan_path.read_bytes()
+    edit_plan(case, change, author="vr")
+    try:
+        index = build_report(case, tmp_path / "r", size=(160, 120), views=("anterior",),
+                             montage_slices=1, model=False)
+        assert "From VR (anterior: its view has no desktop camera)" in index.read_text()
+    finally:
+        case.plan_path.write_bytes(before)

@@ -247,9 +247,16 @@ def _render_snapshots(data: SceneData, plan: Plan, views: Sequence[str],
             figures.append(("Anterior, with the plan's cut planes",
                             _png_data_uri(renderer.render(clipped, plan, view="anterior"))))
         for i, step in enumerate(plan.steps[:_MAX_STEPS], start=1):
-            state = replace(scene_state(plan, data.structures, step=step), title="")
-            figures.append((f"Step {i}: {step.title}",
-                            _png_data_uri(renderer.render(state, plan))))
+            caption = f"Step {i}: {step.title}"
+            try:
+                state = replace(scene_state(plan, data.structures, step=step), title="")
+                rgb = renderer.render(state, plan)
+            except InputError as exc:  # e.g. a view saved in VR as a model pose only
+                log.warning("step %d: %s; shown from the front instead", i, exc)
+                state = scene_state(plan, data.structures, step=replace(step, view=None))
+                rgb = renderer.render(replace(state, title=""), plan, view="anterior")
+                caption += " (anterior: its view has no desktop camera)"
+            figures.append((caption, _png_data_uri(rgb)))
     return figures
 
 

@@ -120,3 +120,18 @@ def test_cli_export_without_meshes_says_run_mesh(case, tmp_path, caplog):
     assert main(["export", str(case.path), "-f", "glb", "-o", str(tmp_path / "h.glb")]) == 1
     assert "cardioplan mesh" in caplog.text
     assert not (tmp_path / "h.glb").exists()
+
+
+def test_cli_export_hollow_shell_for_printing(case, tmp_path, caplog):
+    out = tmp_path / "shell.3mf"
+    assert main(["export", str(case.path), "-f", "3mf", "--hollow", "2", "--structures",
+                 "left_ventricle", "--min-wall", "1.5", "-o", str(out)]) == 0
+    shell = trimesh.load(out).geometry["left_ventricle"]
+    assert shell.is_watertight
+    # a 2 mm wall outside a 14 mm ball: 4/3 pi (16^3 - 14^3) = 5.65 mL
+    assert shell.volume / 1000 == pytest.approx(5.65, rel=0.1)
+    assert main(["export", str(case.path), "-f", "stl", "--merge", "--hollow", "1",
+                 "--structures", "left_ventricle", "--min-wall", "2",
+                 "-o", str(tmp_path / "thin.stl")]) == 1
+    assert "thinner than --min-wall" in caplog.text
+    assert not (tmp_path / "thin.stl").exists()

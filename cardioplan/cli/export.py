@@ -9,6 +9,7 @@ from typing import Any
 
 from cardioplan.case import Case
 from cardioplan.cli._common import add_force_flag, add_json_flag, print_json, subparser
+from cardioplan.errors import InputError, MeshError
 from cardioplan.labels import LABELS
 
 __all__ = ["register", "run", "FORMATS"]
@@ -40,6 +41,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                   "pulmonary_artery -o stl/",
                   "cardioplan export CASE --format obj --merge --space ras -o heart.obj",
                   "cardioplan export CASE --format 3mf -o print.3mf",
+                  "cardioplan export CASE --format stl --merge --hollow 2 --min-wall 1.5 "
+                  "-o blood_pool_shell.stl",
                   "cardioplan export CASE --format seg.nrrd -o labels.seg.nrrd",
                   "cardioplan export CASE --format dicom-seg -o seg.dcm"])
     sp.add_argument("case", metavar="CASE", help="the case folder")
@@ -53,6 +56,17 @@ def register(sub: Any) -> argparse.ArgumentParser:
                          + ", ".join(LABELS.names))
     sp.add_argument("--merge", action="store_true",
                     help="STL/OBJ/PLY/VTP: write all structures into one file")
+    sp.add_argument("--hollow", type=_positive_mm, metavar="MM",
+                    help="3D printing: export hollow shells with this wall thickness (mm), "
+                         "built from the label map, instead of the solid meshes (default "
+                         "structure: blood_pool, the union of the chambers)")
+    sp.add_argument("--hollow-mode", choices=("outside", "inside", "centred"),
+                    default="outside",
+                    help="where the wall goes relative to the structure's boundary: outside "
+                         "(the lumen keeps its size; default), inside, or centred")
+    sp.add_argument("--min-wall", type=_positive_mm, metavar="MM",
+                    help="with --hollow: refuse to write shells whose walls are thinner than "
+                         "this (your printer's minimum)")
     sp.add_argument("--space", choices=("lps", "ras"), default="lps",
                     help="coordinate convention of mesh vertices: lps (DICOM patient "
                          "coordinates, default) or ras (3D Slicer models, most 3D tools); "
@@ -62,11 +76,27 @@ def register(sub: Any) -> argparse.ArgumentParser:
     return sp
 
 
+def _positive_mm(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of millimetres") from None
+    if not 0 < value < 100:
+        raise argparse.ArgumentTypeError("give a thickness between 0 and 100 mm")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     case = Case.open(args.case)
+    if args.hollow is None and args.min_wall is not None:
+        raise InputError("--min-wall checks hollow shells: add --hollow MM")
+    if args.hollow is not None and args.format not in _MESH_FORMATS:
+        raise InputError(f"--hollow makes meshes; choose a mesh format "
+                         f"({', '.join(_MESH_FORMATS)}), not {args.format}")
     paths = export_case(case, fmt=args.format, output=Path(args.output),
                         structures=args.structures, merge=args.merge, space=args.space,
-                        force=args.force)
+                        force=args.force, hollow=args.hollow, hollow_mode=args.hollow_mode,
+                        min_wall=args.min_wall)
     result = {"format": args.format, "space": args.space if args.format in _MESH_FORMATS
               else "LPS", "files": [{"path": str(p), "bytes": p.stat().st_size} for p in paths]}
     if args.json:
@@ -78,13 +108,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_case(case: Case, *, fmt: str, output: Path, structures: list[str] | None,
-                merge: bool, space: str, force: bool) -> list[Path]:
+                merge: bool, space: str, force: bool, hollow: float | None = None,
+                hollow_mode: str = "outside", min_wall: float | None = None) -> list[Path]:
     """Dispatch one export of ``case`` (the library calls behind ``cardioplan export``)."""
     if fmt in _MESH_FORMATS:
         from cardioplan.export.meshes import export_surfaces
-        from cardioplan.mesh import read_case_meshes
 
-        surfaces = read_case_meshes(case, structures=structures)
+        if hollow is not None:
+            surfaces = _hollow_shells(case, structures or ["blood_pool"], hollow, hollow_mode,
+                                      min_wall)
+        else:
+            from cardioplan.mesh import read_case_meshes
+
+            surfaces = read_case_meshes(case, structures=structures)
         return export_surfaces(surfaces, output, fmt=fmt, merge=merge, space=space,
                                force=force)
     _label_options_only(fmt, merge=merge, space=space)
@@ -100,6 +136,28 @@ def export_case(case: Case, *, fmt: str, output: Path, structures: list[str] | N
 
     target = output if output.suffix.lower() == ".dcm" else output / "seg.dcm"
     return [write_case_dicom_seg(case, target, structures=structures, force=force)]
+
+
+def _hollow_shells(case: Case, structures: list[str], thickness: float, mode: str,
+                   min_wall: float | None) -> dict[str, Any]:
+    from cardioplan.mesh.select import resolve_structures
+    from cardioplan.printprep import hollow_structure, wall_thickness
+
+    labels = case.read_labels()
+    names = [s.name for s in resolve_structures(labels, structures=structures)]
+    shells = {}
+    for name in names:
+        shell = hollow_structure(labels, name, thickness_mm=thickness, mode=mode)
+        if min_wall is not None:
+            check = wall_thickness(shell, minimum_mm=min_wall)
+            if not check["ok"]:
+                raise MeshError(f"the {name} shell has walls down to {check['p01_mm']} mm "
+                                f"(1st percentile), thinner than --min-wall {min_wall}; "
+                                "pass a thicker --hollow")
+            log.info("%s shell: wall %.2f mm median, %.2f mm 5th percentile", name,
+                     check["median_mm"], check["p05_mm"])
+        shells[name] = shell
+    return shells
 
 
 def _label_options_only(fmt: str, *, merge: bool, space: str) -> None:

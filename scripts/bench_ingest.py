@@ -51,7 +51,11 @@ import numpy as np, SimpleITK as sitk
 from cardioplan.dicom import load_volume, scan, load_series
 def peak():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 before = peak()
+cpu0 = cpu()
 t = time.perf_counter()
 if mode == "scan":
     r = scan(folder); n = len(r.series[0].frames); dtype = "-"
@@ -65,7 +69,8 @@ elif mode == "sitk":
     reader = sitk.ImageSeriesReader(); reader.SetFileNames(files)
     img = reader.Execute(); n = img.GetSize()[2]; dtype = img.GetPixelIDTypeAsString()
 dt = time.perf_counter() - t
-print(json.dumps({"seconds": dt, "peak_delta": peak() - before, "slices": n, "dtype": dtype}))
+print(json.dumps({"seconds": dt, "cpu": cpu() - cpu0, "peak_delta": peak() - before,
+                  "slices": n, "dtype": dtype}))
 """
 
 
@@ -187,9 +192,11 @@ def run_all(folder: Path, files: list[Path], args: argparse.Namespace,
         warm = [child(mode, folder) for _ in range(args.repeat)]
         best = min(warm, key=lambda r: r["seconds"])
         mem = max(r["peak_delta"] for r in [*cold, *warm]) / 2**20
-        note = f"{best['dtype']}; peak +{mem:.0f} MiB ({mem / volume_mib:.2f}x volume)"
+        cpu_s = min(r["cpu"] for r in warm)
+        note = (f"{best['dtype']}; peak +{mem:.0f} MiB ({mem / volume_mib:.2f}x volume); "
+                f"CPU {cpu_s:.2f} s")
         if mode == "scan":
-            note = f"{best['slices']} headers"
+            note = f"{best['slices']} headers; CPU {cpu_s:.2f} s"
         rows.append((f"{label}, cold (median)", statistics.median(r["seconds"] for r in cold),
                      note))
         rows.append((f"{label}, warm (best)", best["seconds"], note))

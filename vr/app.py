@@ -76,6 +76,10 @@ class VrOptions:
     """Show the CT/MR slice on the active cut plane (loads the scan in the background)."""
     startup_timeout_s: float = 30.0
     """Give up when the runtime has not started the session after this long."""
+    finish_gl: bool = False
+    """Wait for the GL work of each frame after submitting it (untimed).  With a software
+    rasteriser (llvmpipe) the "GPU" is the CPU: its threads would otherwise still be drawing the
+    last frame while our code runs.  Benchmarks set it to time CardioPlan's code alone."""
 
 
 @dataclass
@@ -523,6 +527,8 @@ class VrApp:
             submitted = views
         t4 = time.perf_counter()
         xs.end_frame(fs, submitted)
+        if self.options.finish_gl:
+            self.renderer.ctx.finish()
         self.stats.frames += 1
         phases["input"].append((t1 - t0) * 1e3)
         phases["interaction"].append((t2 - t1) * 1e3)

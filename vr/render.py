@@ -39,6 +39,8 @@ __all__ = ["StructureStyle", "Label", "SceneFrame", "MenuImage", "Renderer", "me
 log = logging.getLogger(__name__)
 
 MAX_CLIP_PLANES = 4
+MAX_STRUCTURES = 32
+"""Structures drawn at once (each has a slot in the per-structure uniform arrays)."""
 SLICE_OPACITY = 0.85
 BACKGROUND = (26, 28, 34)
 GL_FRAMEBUFFER_SRGB = 0x8DB9
@@ -49,35 +51,42 @@ _MESH_VS = """
 uniform mat4 u_model;
 uniform mat4 u_viewproj;
 uniform mat3 u_normal_matrix;
-in vec3 in_pos;
+uniform vec4 u_style[MAX_STRUCTURES];  // per structure slot: linear RGB, alpha
+uniform int u_clip[MAX_STRUCTURES];    // per structure slot: bit i = clip plane i applies
+in vec4 in_pos;                         // x, y, z (LPS mm), structure slot
 in vec3 in_norm;
 out vec3 v_world;
 out vec3 v_normal;
 out vec3 v_model;
+flat out vec4 v_style;
+flat out int v_clip;
 void main() {
-    v_model = in_pos;
-    vec4 w = u_model * vec4(in_pos, 1.0);
+    int slot = int(in_pos.w + 0.5);
+    v_style = u_style[slot];
+    v_clip = u_clip[slot];
+    v_model = in_pos.xyz;
+    vec4 w = u_model * vec4(in_pos.xyz, 1.0);
     v_world = w.xyz;
     v_normal = u_normal_matrix * in_norm;
     gl_Position = u_viewproj * w;
 }
-"""
+""".replace("MAX_STRUCTURES", str(MAX_STRUCTURES))
 
 _MESH_FS = """
 #version 330
 uniform vec4 u_planes[MAX_PLANES];
-uniform int u_nplanes;
-uniform vec3 u_color;
-uniform float u_alpha;
 uniform vec3 u_eye;
 uniform bool u_encode;
 in vec3 v_world;
 in vec3 v_normal;
 in vec3 v_model;
+flat in vec4 v_style;
+flat in int v_clip;
 out vec4 frag;
 void main() {
-    for (int i = 0; i < u_nplanes; i++) {
-        if (dot(u_planes[i].xyz, v_model) + u_planes[i].w < 0.0) discard;
+    for (int i = 0; i < MAX_PLANES; i++) {
+        if (((v_clip >> i) & 1) != 0 && dot(u_planes[i].xyz, v_model) + u_planes[i].w < 0.0)
+            discard;
     }
     vec3 n = normalize(v_normal);
     vec3 v = normalize(u_eye - v_world);
@@ -87,10 +96,10 @@ void main() {
     float diff = max(dot(n, l), 0.0);
     float spec = pow(max(dot(n, normalize(l + v)), 0.0), 40.0) * 0.25;
     float amb = mix(0.18, 0.32, 0.5 + 0.5 * n.y);
-    vec3 c = u_color * (amb + 0.8 * diff) + vec3(spec);
+    vec3 c = v_style.rgb * (amb + 0.8 * diff) + vec3(spec);
     if (back) c *= 0.55;
     if (u_encode) c = pow(clamp(c, 0.0, 1.0), vec3(1.0 / 2.2));
-    frag = vec4(c, u_alpha);
+    frag = vec4(c, v_style.a);
 }
 """.replace("MAX_PLANES", str(MAX_CLIP_PLANES))
 
@@ -277,10 +286,15 @@ def _billboard(label: Label, aspect: float, head: NDArray[np.float64]) -> NDArra
 
 class _GpuMesh:
     def __init__(self, ctx: Any, prog: Any, vertices: NDArray[np.float32],
-                 faces: NDArray[np.uint32]) -> None:
-        self.vbo = ctx.buffer(vertices.tobytes())
+                 faces: NDArray[np.uint32], slot: int) -> None:
+        data = np.empty((len(vertices), 7), dtype=np.float32)
+        data[:, :3] = vertices[:, :3]
+        data[:, 3] = slot
+        data[:, 4:] = vertices[:, 3:6]
+        self.slot = slot
+        self.vbo = ctx.buffer(data.tobytes())
         self.ibo = ctx.buffer(faces.tobytes())
-        self.vao = ctx.vertex_array(prog, [(self.vbo, "3f 3f", "in_pos", "in_norm")],
+        self.vao = ctx.vertex_array(prog, [(self.vbo, "4f 3f", "in_pos", "in_norm")],
                                     index_buffer=self.ibo, index_element_size=4)
         pts = vertices[:, :3].astype(np.float64)
         self.lo = pts.min(axis=0) if len(pts) else np.zeros(3)
@@ -322,8 +336,9 @@ class Renderer:
                 p["u_encode"].value = not srgb
         self.meshes: dict[str, _GpuMesh] = {}
         self.driver_s = 0.0
-        """Time spent inside GL draw and clear calls (software rasterisers such as llvmpipe
-        shade vertices and wait for the previous frame there; on a GPU they only queue work)."""
+        """Time spent inside GL calls that do the rendering work on a software rasteriser:
+        draws (llvmpipe shades vertices there), clears and framebuffer binds (it flushes and
+        may wait for the previous target).  On a GPU these calls only queue work."""
         self._fbos: dict[tuple[int, int | None], Any] = {}
         self._own: list[Any] = []
         self._text: dict[tuple[str, Color], tuple[Any, float]] = {}
@@ -333,8 +348,8 @@ class Renderer:
         self._tex_from_model: NDArray[np.float64] | None = None
         self._volume_corners: NDArray[np.float64] | None = None
         self._mesh_uniforms = {name: self.mesh_prog[name] for name in (
-            "u_model", "u_viewproj", "u_normal_matrix", "u_eye", "u_planes", "u_nplanes",
-            "u_color", "u_alpha")}
+            "u_model", "u_viewproj", "u_normal_matrix", "u_eye", "u_planes", "u_style",
+            "u_clip")}
         self._background = tuple(float(x) for x in (
             _linear(BACKGROUND) if srgb else np.array(BACKGROUND) / 255.0))
         self._dyn = ctx.buffer(reserve=1 << 16, dynamic=True)
@@ -351,7 +366,7 @@ class Renderer:
         self._textured: list[Any] = []
         self._flat_ranges = (0, 0, 0)
         self._slice_verts: NDArray[np.float32] | None = None
-        self._model_bytes = self._normal_bytes = b""
+        self._model_bytes = b""
 
     # -- resources ----------------------------------------------------------------------------
     def set_meshes(self, meshes: dict[str, tuple[NDArray[np.float32], NDArray[np.uint32]]]
@@ -361,8 +376,13 @@ class Renderer:
             old = self.meshes.pop(name, None)
             if old is not None:
                 old.release()
-            if len(f):
-                self.meshes[name] = _GpuMesh(self.ctx, self.mesh_prog, v, f)
+            if not len(f):
+                continue
+            used = {m.slot for m in self.meshes.values()}
+            slot = next((i for i in range(MAX_STRUCTURES) if i not in used), None)
+            if slot is None:
+                raise ValueError(f"at most {MAX_STRUCTURES} structures can be shown at once")
+            self.meshes[name] = _GpuMesh(self.ctx, self.mesh_prog, v, f, slot)
 
     def remove_meshes(self, names: Sequence[str]) -> None:
         for name in names:
@@ -463,23 +483,38 @@ class Renderer:
         head = np.zeros(3) if head is None else np.asarray(head, dtype=np.float64)
         head_model = xrmath.transform_points(np.linalg.inv(model), head)
         opaque, transparent = [], []
+        styles = np.zeros((MAX_STRUCTURES, 4), dtype=np.float32)
+        clip = np.zeros(MAX_STRUCTURES, dtype=np.int32)
+        planes: list[tuple[float, float, float, float]] = []
         for name, mesh in self.meshes.items():
             style = frame.styles.get(name)
             if style is None or not style.visible or style.opacity <= 0.01:
                 continue
-            planes = np.zeros((MAX_CLIP_PLANES, 4), dtype=np.float32)
-            for i, (n, o) in enumerate(style.planes[:MAX_CLIP_PLANES]):
-                planes[i, :3] = n
-                planes[i, 3] = -float(np.dot(n, o))
-            item = (mesh, planes.tobytes(), min(len(style.planes), MAX_CLIP_PLANES),
-                    tuple(float(x) for x in _linear(style.color)), float(style.opacity))
-            (opaque if style.opacity >= 0.99 else transparent).append(item)
+            styles[mesh.slot, :3] = _linear(style.color)
+            styles[mesh.slot, 3] = style.opacity
+            for n, o in style.planes:
+                key = (float(n[0]), float(n[1]), float(n[2]), -float(np.dot(n, o)))
+                if key not in planes:
+                    if len(planes) == MAX_CLIP_PLANES:
+                        log.warning("only %d cut planes are drawn at once", MAX_CLIP_PLANES)
+                        continue
+                    planes.append(key)
+                clip[mesh.slot] |= 1 << planes.index(key)
+            (opaque if style.opacity >= 0.99 else transparent).append(mesh)
+        plane_data = np.zeros((MAX_CLIP_PLANES, 4), dtype=np.float32)
+        if planes:
+            plane_data[:len(planes)] = planes
+        u = self._mesh_uniforms
+        u["u_style"].write(styles.tobytes())
+        u["u_clip"].write(clip.tobytes())
+        u["u_planes"].write(plane_data.tobytes())
         # back to front from the head (the same order suits both eyes)
-        transparent.sort(key=lambda t: -float(np.linalg.norm(t[0].centre - head_model)))
+        transparent.sort(key=lambda m: -float(np.linalg.norm(m.centre - head_model)))
         self._opaque, self._transparent = opaque, transparent
         nm = np.linalg.inv(model[:3, :3]).T
         self._model_bytes = _gl(model)
-        self._normal_bytes = np.asarray(nm, dtype=np.float32).T.copy().tobytes()
+        u["u_model"].write(self._model_bytes)
+        u["u_normal_matrix"].write(np.asarray(nm, dtype=np.float32).T.copy().tobytes())
         self._slice_verts = self._slice_quad(frame.slice_plane) \
             if frame.slice_plane is not None and self._volume is not None else None
         self._prepare_overlays(frame, head)
@@ -492,7 +527,7 @@ class Renderer:
             self.prepare(frame, head=eye)
         ctx = self.ctx
         mgl = self._mgl
-        fbo.use()
+        self._driver(fbo.use)  # binding another target makes llvmpipe flush the last one
         if self.srgb:
             ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
         self._driver(ctx.clear, *self._background, 1.0, depth=1.0)
@@ -501,12 +536,11 @@ class Renderer:
         ctx.disable(mgl.BLEND)
         viewproj = _gl(proj @ view)
         u = self._mesh_uniforms
-        u["u_model"].write(self._model_bytes)
         u["u_viewproj"].write(viewproj)
-        u["u_normal_matrix"].write(self._normal_bytes)
         u["u_eye"].value = (float(eye[0]), float(eye[1]), float(eye[2]))
-        for item in self._opaque:
-            self._draw_mesh(*item)
+        triangles = self._mgl.TRIANGLES
+        for mesh in self._opaque:
+            self._driver(mesh.vao.render, triangles)
         ctx.enable(mgl.BLEND)
         ctx.blend_func = mgl.SRC_ALPHA, mgl.ONE_MINUS_SRC_ALPHA
         ctx.depth_mask = False
@@ -514,10 +548,10 @@ class Renderer:
             self._draw_slice(viewproj)
         if self._transparent:
             ctx.enable(mgl.CULL_FACE)
-            for item in self._transparent:
+            for mesh in self._transparent:
                 for face in ("front", "back"):  # back faces first (cull the front ones)
                     ctx.cull_face = face
-                    self._draw_mesh(*item)
+                    self._driver(mesh.vao.render, triangles)
             ctx.disable(mgl.CULL_FACE)
         self._draw_overlays(viewproj)
         ctx.depth_mask = True
@@ -530,15 +564,6 @@ class Renderer:
         t0 = time.perf_counter()
         call(*args, **kwargs)
         self.driver_s += time.perf_counter() - t0
-
-    def _draw_mesh(self, mesh: _GpuMesh, planes: bytes, nplanes: int,
-                   color: tuple[float, float, float], alpha: float) -> None:
-        u = self._mesh_uniforms
-        u["u_planes"].write(planes)
-        u["u_nplanes"].value = nplanes
-        u["u_color"].value = color
-        u["u_alpha"].value = alpha
-        self._driver(mesh.vao.render, self._mgl.TRIANGLES)
 
     def _slice_quad(self, plane: tuple[NDArray[np.float64], NDArray[np.float64]]
                     ) -> NDArray[np.float32]:

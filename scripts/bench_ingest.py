@@ -5,8 +5,9 @@ Builds a 512x512x320 int16 CT series (explicit VR little endian, one file per sl
 temporary folder with :func:`cardioplan.dicom.write_series`, then times, cold and warm:
 
 * ``cat`` over the files (the I/O floor; the baseline of every ratio is ``cat`` cold),
-* CardioPlan's header scan (``cardioplan info``) and full load (``load_volume``), with the
-  default thread pool and with one thread, and its peak memory,
+* CardioPlan's header scan (``cardioplan info``) and full load (``load_volume``): as shipped
+  (prefetching files ahead of the header parser, one reader thread), without prefetch, and
+  with four reader threads; peak memory and CPU time,
 * a plain SimpleITK ``ImageSeriesReader`` (GDCM) read,
 * Debian's ``dcm2niix`` with uncompressed (``-z n``) and gzip (``-z y``) output,
 * writing ``image.nii.gz`` at gzip levels 1 and 6, and an uncompressed ``.nii``.
@@ -16,7 +17,8 @@ temporary folder with :func:`cardioplan.dicom.write_series`, then times, cold an
 (``echo 3 > /proc/sys/vm/drop_caches``, needs root; falls back to fadvise).  Every load runs in
 a fresh subprocess so that its peak memory (``ru_maxrss``) is its own; times are measured
 inside the child after imports, so interpreter start-up is not counted (except for dcm2niix,
-which is timed as a whole process).
+which is timed as a whole process).  The CPU time (user + system) of the best warm run is shown
+too: unlike wall time it hardly changes when other jobs compete for the cores.
 
 Usage::
 

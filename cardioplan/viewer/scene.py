@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
+from vtkmodules.vtkRenderingCore import vtkProperty
 
 from cardioplan.case import Case
 from cardioplan.errors import InputError
@@ -50,6 +51,9 @@ BACKGROUND = (0.10, 0.11, 0.13)
 """Dark grey, as clinical viewers use; no label colour is near it."""
 LANDMARK_COLOR = (1.0, 0.92, 0.2)
 MEASURE_COLOR = (1.0, 1.0, 1.0)
+BACKFACE_SHADE = 0.5
+"""Inner surfaces (seen through a cut) are drawn at this fraction of the colour, so a cut is
+obvious at a glance; the meshes' normals point outwards."""
 SLICE_NAME = "slice"
 
 
@@ -238,6 +242,10 @@ class Scene:
             prop = actor.GetProperty()
             prop.SetColor(*(c / 255.0 for c in style.color))
             prop.SetOpacity(style.opacity)
+            back = actor.GetBackfaceProperty() or vtkProperty()
+            back.DeepCopy(prop)
+            back.SetColor(*(BACKFACE_SHADE * c / 255.0 for c in style.color))
+            actor.SetBackfaceProperty(back)
             mapper = actor.GetMapper()
             mapper.RemoveAllClippingPlanes()
             for plane in state.planes_for(name):

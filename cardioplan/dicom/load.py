@@ -444,6 +444,7 @@ def _assemble(frames: list[Frame], *, threads: int | None) -> sitk.Image:
                 image = sitk.Cast(image, _SITK_TYPES[wanted])
             piece = sitk.GetImageFromArray(values.astype(wanted, copy=False))
             image[:, :, start:start + len(part)] = piece  # in-place paste
+            del piece  # freed before the next slab is allocated: the heap reuses the block
     finally:
         if pool is not None:
             pool.shutdown()

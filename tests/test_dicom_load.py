@@ -348,3 +348,18 @@ def test_auto_choice_avoids_a_series_that_cannot_load(tmp_path):
     write_ct(tmp_path / "ct", series_number=2, study_instance_uid="7", uid_seed="ct")
     vol = load_volume(tmp_path)
     assert vol.image.GetSize() == SIZE and vol.source["series_number"] == 2
+
+
+def test_per_slice_rescale_and_signed_storage(tmp_path):
+    img = ct_image()
+    files = write_ct(tmp_path / "ct", img, rescale_intercept=0.0)  # stored signed int16
+    assert pydicom.dcmread(files[0]).PixelRepresentation == 1
+    for k, f in enumerate(files[:5]):  # some slices with their own intercept and slope
+        edit(f, RescaleIntercept=-1000 + k, RescaleSlope=2 if k % 2 else 1)
+    vol = load_volume(tmp_path / "ct")
+    a = sitk.GetArrayFromImage(vol.image)
+    ref = sitk.GetArrayFromImage(img).astype(np.int32)
+    assert a.dtype == np.int16
+    for k in range(5):
+        np.testing.assert_array_equal(a[k], ref[k] * (2 if k % 2 else 1) - 1000 + k)
+    np.testing.assert_array_equal(a[5:], ref[5:])

@@ -182,3 +182,38 @@ def test_bad_options_are_clear_errors(spheres):
         build_surfaces(spheres, budget=0)
     with pytest.raises(InputError, match="known structures"):
         build_surfaces(spheres, structures=["liver"])
+
+
+def test_real_ct_masks_heart_and_aorta(shared_data):
+    """TotalSegmentator heart and aorta masks (1.5 mm CT): closed, accurate, gap-free."""
+    folder = shared_data / "ct" / "chest_cta"
+    aorta = sitk.ReadImage(str(folder / "aorta_mask.nii.gz"))
+    heart = sitk.Resample(sitk.ReadImage(str(folder / "heart_mask.nii.gz")), aorta,
+                          sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    arr = np.where(sitk.GetArrayViewFromImage(heart) > 0, 11, 0).astype(np.uint8)
+    arr[sitk.GetArrayViewFromImage(aorta) > 0] = 6
+    labels = sitk.GetImageFromArray(arr)
+    labels.CopyInformation(aorta)
+    surfaces = build_surfaces(labels, target="standalone")
+    assert sorted(surfaces) == ["aorta", "heart"]
+    for name, s in surfaces.items():
+        q = mesh_quality(s, labels, list(s.field_data["label_values"]))
+        assert q["watertight"] and q["manifold"] and q["oriented"], name
+        assert abs(q["volume_difference_pct"]) < 1.0, (name, q)
+        assert q["mean_distance_mm"] < 0.5 * q["voxel_size_mm"], (name, q)
+    assert surfaces["heart"].volume / 1000 == pytest.approx(669, rel=0.01)  # data README
+
+
+def test_real_mri_with_10_mm_slices(shared_data):
+    """ACDC expert labels (1.56 x 1.56 x 10 mm): thick slices still give closed surfaces."""
+    gt = sitk.ReadImage(str(shared_data / "mri" / "acdc" / "patient001_frame01_gt.nii.gz"))
+    lut = np.array([0, 2, 5, 1], dtype=np.uint8)  # ACDC 1 RV, 2 myocardium, 3 LV
+    labels = sitk.GetImageFromArray(lut[sitk.GetArrayViewFromImage(gt)])
+    labels.CopyInformation(gt)
+    surfaces = build_surfaces(labels, target="print")
+    assert sorted(surfaces) == ["left_ventricle", "myocardium", "right_ventricle"]
+    for name, s in surfaces.items():
+        q = mesh_quality(s, labels, list(s.field_data["label_values"]))
+        assert q["watertight"] and q["manifold"], name
+        assert abs(q["volume_difference_pct"]) < 3.0, (name, q)
+        assert q["distance_ok"], (name, q)

@@ -393,8 +393,8 @@ def _split_patches(faces: np.ndarray, pairs: np.ndarray) -> dict[tuple[int, int]
     flip = pairs[:, 0] != low
     faces = faces.copy()
     faces[flip] = faces[flip][:, ::-1]
-    key = low * 256 + high
-    order = np.argsort(key)
+    key = (low * 256 + high).astype(np.uint16)
+    order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
     ordered = key[order]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
     keys = ordered[starts]

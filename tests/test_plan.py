@@ -212,3 +212,24 @@ def test_two_processes_interleaving_edits_keep_every_change(tmp_path: Path) -> N
     order = [lm.name.split("-")[0] for lm in plan.landmarks]
     switches = sum(a != b for a, b in zip(order, order[1:], strict=False))
     assert switches > 1, "the two writers did not interleave; the test proves nothing"
+
+
+def test_json_schema_accepts_library_output_and_rejects_what_the_library_rejects() -> None:
+    import jsonschema
+
+    from cardioplan.plan_schema import PLAN_JSON_SCHEMA
+
+    validator = jsonschema.Draft202012Validator(PLAN_JSON_SCHEMA)
+    validator.check_schema(PLAN_JSON_SCHEMA)
+    full = plan_to_json(_full_plan())
+    assert list(validator.iter_errors(full)) == []
+    assert list(validator.iter_errors(plan_to_json(Plan()))) == []
+    for bad in ({"display": {"aorta": {"opacity": 2}}},
+                {"landmarks": [{"name": "x", "point": [0, 0]}]},
+                {"measurements": [{"kind": "distance", "points": [[0, 0, 0]] * 3}]},
+                {"views": [{"name": "v"}]},
+                {"schema_version": 2}):
+        data = dict(full, **bad)
+        assert list(validator.iter_errors(data)), bad
+        with pytest.raises((InputError, SchemaVersionError)):
+            plan_from_json(data)

@@ -363,3 +363,13 @@ def test_per_slice_rescale_and_signed_storage(tmp_path):
     for k in range(5):
         np.testing.assert_array_equal(a[k], ref[k] * (2 if k % 2 else 1) - 1000 + k)
     np.testing.assert_array_equal(a[5:], ref[5:])
+
+
+def test_one_series_per_cardiac_phase_picks_mid_diastole(tmp_path):
+    for number, pct in [(10, 0.0), (11, 40.0), (12, 70.0), (13, 90.0)]:
+        write_ct(tmp_path / f"p{pct:g}", series_number=number, study_instance_uid="3",
+                 uid_seed=f"p{pct}", series_description=f"CTA {pct:g}%",
+                 extra={"NominalPercentageOfCardiacPhase": pct})
+    vol = load_volume(tmp_path)
+    assert vol.description == "CTA 70%"
+    assert "closest to mid-diastole" in vol.source["series_choice"]

@@ -116,7 +116,8 @@ def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Seri
     (``"#N"`` forces the index).  Without a selector a lone series is taken; otherwise the
     largest volumetric series (>= 2 slices per phase) of the preferred modality (CT, then MR)
     is chosen, series that cannot form one volume (mixed orientations, duplicate positions)
-    last; two equally good candidates are an error listing both.
+    last.  Equally good candidates that are one cardiac phase each (their R-R percentages are
+    recorded) give the one closest to mid-diastole; otherwise they are an error listing them.
     """
     if not result.series:
         reasons = "; ".join(sorted({s.reason for s in result.skipped})) or "none"
@@ -130,14 +131,21 @@ def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Seri
     pool = volumetric or result.series
     ranked = sorted(pool, key=_rank)
     best = ranked[0]
+    reason = f"the largest {best.modality} volume among {len(result.series)} series"
     if len(ranked) > 1 and _rank(ranked[1])[:3] == _rank(best)[:3]:
         ties = [s for s in ranked if _rank(s)[:3] == _rank(best)[:3]]
-        listing = "; ".join(f"#{s.index} {_describe(s)}" for s in ties)
-        raise DicomError(f"{len(ties)} series are equally good candidates ({listing}); choose "
-                         f"one with --series (index, SeriesNumber or UID), e.g. --series "
-                         f"{ties[0].index}")
-    why = (f"chose series #{best.index} {_describe(best)}: the largest "
-           f"{best.modality} volume among {len(result.series)} series; choose another with "
+        percents = [_series_percent(s) for s in ties]
+        if None in percents or len(set(percents)) < len(percents):
+            listing = "; ".join(f"#{s.index} {_describe(s)}" for s in ties)
+            raise DicomError(f"{len(ties)} series are equally good candidates ({listing}); "
+                             "choose one with --series (index, SeriesNumber or UID), e.g. "
+                             f"--series {ties[0].index}")
+        # one series per cardiac phase (a common cardiac CT export): mid-diastole, as for 4D
+        best = min(ties, key=lambda s: abs(_series_percent(s) - DEFAULT_PHASE_PERCENT))  # type: ignore[operator]
+        reason = (f"of {len(ties)} same-size series, one per cardiac phase, the one at "
+                  f"{_series_percent(best):g} % R-R, closest to mid-diastole "
+                  f"({DEFAULT_PHASE_PERCENT:g} %)")
+    why = (f"chose series #{best.index} {_describe(best)}: {reason}; choose another with "
            f"--series N (see `cardioplan info {result.root}`)")
     log.warning("%s", why)
     return best, why
@@ -264,6 +272,11 @@ def _rank(s: Series) -> tuple[int, int, int, int]:
     broken = geo is not None and (geo.mixed_orientations > 1 or
                                   (bool(geo.duplicates) and len(s.phases) == 1))
     return (int(broken), _MODALITY_RANK.get(s.modality, 9), -s.voxels, s.index)
+
+
+def _series_percent(s: Series) -> float | None:
+    """R-R percentage of a single-phase series (one series per phase), when recorded."""
+    return s.phases[0].percent_rr if len(s.phases) == 1 else None
 
 
 def _describe(s: Series) -> str:

@@ -146,3 +146,22 @@ def test_labels_and_markers_are_drawn_over_the_scene(renderer):
     above = img[: CENTRE[0] - 5, CENTRE[1] - 40:CENTRE[1] + 40]
     yellow = (above[..., 0] > 180) & (above[..., 1] > 150) & (above[..., 2] < 120)
     assert yellow.sum() > 20  # the label's text sits above the point
+
+
+def test_menu_panel_texture_is_upright_and_not_mirrored(renderer):
+    from vr.render import MenuImage
+    from vr.xrmath import Pose
+
+    pix = np.zeros((100, 200, 4), np.uint8)
+    pix[..., 3] = 255
+    pix[:50, :100, 0] = 255  # top-left red
+    pix[:50, 100:, 1] = 255  # top-right green
+    pix[50:, :100, 2] = 255  # bottom-left blue
+    panel = MenuImage(Pose((0, 0, -0.15)), (0.12, 0.06), pix, key="quadrants")
+    img = render(renderer, SceneFrame(model=MODEL, menu=panel))
+    top, bottom = CENTRE[0] - 15, CENTRE[0] + 15
+    left, right = CENTRE[1] - 30, CENTRE[1] + 30
+    assert np.argmax(px(img, top, left)) == 0  # red
+    assert np.argmax(px(img, top, right)) == 1  # green
+    assert np.argmax(px(img, bottom, left)) == 2  # blue
+    assert px(img, bottom, right).max() < 30  # black

@@ -161,6 +161,8 @@ def scene_frame(it: Interaction, frame: FrameInput, *, colors: dict[str, tuple[i
             color=disp.color or colors.get(name) or DEFAULT_COLOR, planes=clip)
     slice_plane = (held[0], held[1]) if held is not None else \
         ((np.asarray(planes[0].origin), np.asarray(planes[0].normal)) if planes else None)
+    if not it.state.show_slice:
+        slice_plane = None
     out = SceneFrame(model=model, styles=styles, slice_plane=slice_plane, menu=menu, head=head)
     scale_m = it.model_pose.scale / 1000.0
     for m in plan.measurements:

@@ -254,7 +254,8 @@ def menu_layout(structures: Sequence[str], state: InteractionState, plan: Plan) 
     step = f"Step {state.step + 1}/{n}" if n else "No steps"
     rows.append([("step:-1", "< Prev", False, None), ("noop", step, False, None),
                  ("step:+1", "Next >", False, None)])
-    rows.append([("clear_cuts", "Clear cuts", False, None), ("show_all", "Show all", False, None),
+    rows.append([("slice", "CT slice", state.show_slice, None),
+                 ("clear_cuts", "Clear cuts", False, None), ("show_all", "Show all", False, None),
                  ("close", "Close", False, None)])
     top, bottom, margin = 0.08, 0.98, 0.02
     row_h = (bottom - top) / len(rows)
@@ -346,6 +347,8 @@ class InteractionState:
     """Length of each hand's drawn ray (metres): to the menu or to the picked surface."""
     status: str = ""
     """One line for the user (selected structure, last measurement...)."""
+    show_slice: bool = True
+    """Show the scan on the cut plane (menu: CT slice)."""
 
 
 class _Edge:
@@ -698,5 +701,7 @@ class Interaction:
                 changes.append(PlanChange("remove_cut_planes", {"names": names}))
         elif kind == "show_all":
             changes.append(PlanChange("show_all", {"structures": list(self.structures)}))
+        elif kind == "slice":
+            self.state.show_slice = not self.state.show_slice
         elif kind == "close":
             self.state.menu_open = False

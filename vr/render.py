@@ -267,7 +267,8 @@ def _octahedron(c: NDArray[np.float64], r: float) -> NDArray[np.float64]:
 _QUAD = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 0.0],
                   [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
 """Two triangles of a unit square in its local XY plane (scale by [w, h, 0])."""
-_QUAD_UV = np.array([[0.0, 1.0], [1.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
+_QUAD_UV = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+"""Texture coordinates of :data:`_QUAD` (textures are uploaded bottom row first, as GL wants)."""
 
 
 def _billboard(label: Label, aspect: float, head: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -423,16 +424,15 @@ class Renderer:
                             for k in (-0.5, nz - 0.5)])
         self._volume_corners = xrmath.transform_points(index_to_model, corners)
 
-    def _focus(self) -> tuple[NDArray[np.float64], float]:
-        """Centre and radius (LPS mm) of what the slice should cover."""
+    def _bounds(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """What the slice should cover (LPS mm box): the structures, else the whole scan."""
         if self.meshes:
             lo = np.min([m.lo for m in self.meshes.values()], axis=0)
             hi = np.max([m.hi for m in self.meshes.values()], axis=0)
-            return (lo + hi) / 2, 0.5 * float(np.max(hi - lo)) + 5.0
+            return lo - 5.0, hi + 5.0
         corners = self._volume_corners
         assert corners is not None
-        centre = corners.mean(axis=0)
-        return centre, float(np.linalg.norm(corners - centre, axis=1).max())
+        return corners.min(axis=0), corners.max(axis=0)
 
     def framebuffer(self, color_tex: int, depth_tex: int | None, size: tuple[int, int]) -> Any:
         """A framebuffer on a swapchain's colour (and depth) GL texture, created once."""
@@ -567,17 +567,20 @@ class Renderer:
 
     def _slice_quad(self, plane: tuple[NDArray[np.float64], NDArray[np.float64]]
                     ) -> NDArray[np.float32]:
+        """The rectangle of the plane that covers the box of :meth:`_bounds`."""
         origin, normal = (np.asarray(a, dtype=np.float64) for a in plane)
-        centre, radius = self._focus()
-        c = centre - np.dot(centre - origin, normal) * normal
+        lo, hi = self._bounds()
         u = np.cross(normal, [0.0, 0.0, 1.0])
         if np.linalg.norm(u) < 1e-6:
             u = np.cross(normal, [0.0, 1.0, 0.0])
         u /= np.linalg.norm(u)
         v = np.cross(normal, u)
-        quad = np.array([c - radius * u - radius * v, c + radius * u - radius * v,
-                         c + radius * u + radius * v, c - radius * u - radius * v,
-                         c + radius * u + radius * v, c - radius * u + radius * v])
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                            for z in (lo[2], hi[2])])
+        cu, cv = (corners - origin) @ u, (corners - origin) @ v
+        u0, u1, v0, v1 = cu.min(), cu.max(), cv.min(), cv.max()
+        quad = np.array([origin + a * u + b * v for a, b in
+                         ((u0, v0), (u1, v0), (u1, v1), (u0, v0), (u1, v1), (u0, v1))])
         return np.hstack([quad, np.zeros((6, 2))]).astype(np.float32)
 
     def _draw_slice(self, viewproj: bytes) -> None:

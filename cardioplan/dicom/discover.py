@@ -101,7 +101,7 @@ class Frame:
     instance: int | None = None
     sop_instance_uid: str = ""
     transfer_syntax: str = ""
-    pixel_offset: int | None = None  # byte offset of uncompressed pixel data, when known
+    pixel_offset: int | None = None  # byte offset of this frame's uncompressed pixels, if known
     temporal_position: int | None = None
     trigger_time: float | None = None
     percent_rr: float | None = None
@@ -566,7 +566,7 @@ def prefetch_file(path: Path) -> None:
 
 
 def _read_header(path: Path) -> tuple[Dataset | None, int | None]:
-    """Header and (for uncompressed single-frame files) the byte offset of the pixel data."""
+    """Header and (for uncompressed files) the byte offset of the pixel data."""
     with open(path, "rb") as fp:
         head = fp.read(132)
         bare = len(head) >= 8 and head[128:132] != b"DICM"
@@ -614,7 +614,7 @@ def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:
     if at + header_len + expected > size:
         raise DicomError(f"truncated: {size - at - header_len} of {expected} bytes of pixel "
                          "data present")
-    return at + header_len if frames == 1 else None
+    return at + header_len
 
 
 # -- grouping --------------------------------------------------------------------------------------
@@ -814,10 +814,14 @@ def _frames(path: Path, ds: Dataset, offset: int | None) -> list[Frame]:
                       rr_ms=_rr_interval(ds), **common)]
     shared = _first(_get(ds, "SharedFunctionalGroupsSequence"))
     per_frame = list(_get(ds, "PerFrameFunctionalGroupsSequence", []) or [])
+    frame_bytes = rows * cols * common["bits_allocated"] // 8
     out = []
     for i in range(nframes):
         pf = per_frame[i] if i < len(per_frame) else None
-        out.append(_enhanced_frame(path, ds, i, pf, shared, common))
+        frame = _enhanced_frame(path, ds, i, pf, shared, common)
+        if offset is not None and common["bits_allocated"] >= 8:
+            frame.pixel_offset = offset + i * frame_bytes
+        out.append(frame)
     return out
 
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pydicom
 import SimpleITK as sitk
+from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import UID
 
 from cardioplan.dicom.discover import (
@@ -52,6 +52,7 @@ _MODALITY_RANK = {"CT": 0, "MR": 1}
 _MAX_DEVIATION = 0.10  # slice steps within 10 % of typical load as-is (with a warning)
 _SMALL = 0.01  # with --allow-gaps, steps deviating more than 1 % are interpolated
 _SLAB_BYTES = 16 * 2**20  # slices are read, rescaled and pasted in slabs of this size
+_FRAMES_PER_JOB = 8  # frames of one multi-frame file decoded per thread-pool job
 _UNRELIABLE_SYNTAXES = {
     "1.2.840.10008.1.2.4.51": "12-bit lossy JPEG (JPEG Extended, process 2 & 4)",
 }
@@ -357,18 +358,14 @@ def _stored_dtype(f: Frame) -> np.dtype:
 
 
 class _PixelSource:
-    """Fills slabs of slices from files: raw reads for uncompressed data, pydicom decoders for the
-    rest (a multi-frame file is decoded once and kept until its last frame is used)."""
+    """Fills slabs of slices from files: raw reads for uncompressed data (also the frames of an
+    uncompressed multi-frame file), pydicom's decoders for the rest, decoding only the frames
+    the slab needs."""
 
-    def __init__(self, frames: list[Frame]) -> None:
-        self.remaining: dict[Path, int] = defaultdict(int)
-        for f in frames:
-            if not _is_direct(f):
-                self.remaining[f.path] += 1
-        self.cache: dict[Path, np.ndarray] = {}
+    def __init__(self, pool: ThreadPoolExecutor | None) -> None:
+        self.pool = pool
 
-    def fill(self, part: list[Frame], out: np.ndarray, pool: ThreadPoolExecutor | None
-             ) -> np.ndarray:
+    def fill(self, part: list[Frame], out: np.ndarray) -> np.ndarray:
         """Stored values of ``part`` into ``out``; returns per-slice (min, max)."""
         ranges = np.zeros((len(part), 2), dtype=np.float64)
 
@@ -376,39 +373,36 @@ class _PixelSource:
             _read_raw(part[k], out[k])
             ranges[k] = (out[k].min(), out[k].max())
 
-        todo = sorted({f.path for f in part if not _is_direct(f) and f.path not in self.cache})
-        jobs = [k for k, f in enumerate(part) if _is_direct(f)]
-        if pool is None:
-            decoded = [_decode_file(p, _first_frame(part, p)) for p in todo]
-            for k in jobs:
-                direct(k)
-        else:
-            futures = [pool.submit(_decode_file, p, _first_frame(part, p)) for p in todo]
-            list(pool.map(direct, jobs))
-            decoded = [fut.result() for fut in futures]
-        self.cache.update(zip(todo, decoded, strict=True))
+        def decode(job: tuple[Path, list[int]]) -> None:
+            path, ks = job
+            wanted = [part[k].frame for k in ks]
+            arrays = _decode(path, part[ks[0]], None if wanted[0] is None else wanted)
+            for k, src in zip(ks, arrays, strict=True):
+                if src.shape != out.shape[1:]:
+                    raise DicomError(f"{path.name}: decoded frame has shape {src.shape}, the "
+                                     f"header says {out.shape[1:]}; the file is corrupt")
+                out[k] = src
+                ranges[k] = (out[k].min(), out[k].max())
+
+        by_file: dict[Path, list[int]] = defaultdict(list)
         for k, f in enumerate(part):
-            if _is_direct(f):
-                continue
-            arr = self.cache[f.path]
-            src = arr[f.frame or 0] if arr.ndim == 3 else arr
-            if src.shape != out.shape[1:]:
-                raise DicomError(f"{f.path.name}: decoded frame has shape {src.shape}, the "
-                                 f"header says {out.shape[1:]}; the file is corrupt")
-            out[k] = src
-            ranges[k] = (out[k].min(), out[k].max())
-            self.remaining[f.path] -= 1
-            if self.remaining[f.path] == 0:
-                del self.cache[f.path]
+            if not _is_direct(f):
+                by_file[f.path].append(k)
+        jobs = [(path, ks[i:i + _FRAMES_PER_JOB]) for path, ks in by_file.items()
+                for i in range(0, len(ks), _FRAMES_PER_JOB)]
+        todo: list[tuple[Any, Any]] = [(direct, k) for k, f in enumerate(part) if _is_direct(f)]
+        todo += [(decode, job) for job in jobs]
+        if self.pool is None:
+            for fn, arg in todo:
+                fn(arg)
+        else:
+            for fut in [self.pool.submit(fn, arg) for fn, arg in todo]:
+                fut.result()
         return ranges
 
 
 def _is_direct(f: Frame) -> bool:
     return f.pixel_offset is not None and f.transfer_syntax in _LE | {_BE}
-
-
-def _first_frame(part: list[Frame], path: Path) -> Frame:
-    return next(f for f in part if f.path == path)
 
 
 def _check_decodable(frames: list[Frame]) -> None:
@@ -435,10 +429,10 @@ def _assemble(frames: list[Frame], *, threads: int | None) -> sitk.Image:
     n, rows, cols = len(frames), first.rows, first.columns
     per_slab = max(1, min(n, _SLAB_BYTES // max(1, rows * cols * dtype.itemsize)))
     buf = np.empty((per_slab, rows, cols), dtype=dtype)
-    source = _PixelSource(frames)
     workers = threads if threads is not None else _default_threads(frames)
     image: sitk.Image | None = None
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 else None
+    source = _PixelSource(pool)
     try:
         for start in progress(range(0, n, per_slab), desc="Loading slices",
                               total=-(-n // per_slab), unit="slab"):
@@ -447,7 +441,7 @@ def _assemble(frames: list[Frame], *, threads: int | None) -> sitk.Image:
             for path in dict.fromkeys(f.path for f in ahead):
                 prefetch_file(path)  # the disk reads the next slab while this one is processed
             view = buf[:len(part)]
-            ranges = source.fill(part, view, pool)
+            ranges = source.fill(part, view)
             values = _rescale(view, part, ranges)
             if image is None:
                 image = sitk.Image([cols, rows, n], _SITK_TYPES[values.dtype])
@@ -508,21 +502,31 @@ def _mask_bits(out: np.ndarray, f: Frame) -> None:
         np.bitwise_and(out, (1 << f.bits_stored) - 1, out=out)
 
 
-def _decode_file(path: Path, f: Frame) -> np.ndarray:
-    """Decode the pixel data of one file with pydicom's plugins (all frames)."""
+def _decode(path: Path, f: Frame, frames: list[int] | None) -> list[np.ndarray]:
+    """Decode one single-frame file (``frames=None``) or some frames of a multi-frame file."""
     syntax = UID(f.transfer_syntax).name if f.transfer_syntax else "unknown syntax"
     try:
-        ds = pydicom.dcmread(path)
-        arr = ds.pixel_array
+        if frames is None:
+            arrays = [pixel_array(path)]
+        else:
+            order = sorted(set(frames))
+            decoded = dict(zip(order, iter_pixels(path, indices=order), strict=True))
+            arrays = [decoded[i] for i in frames]
     except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise DicomError(f"cannot decode {path} ({syntax}): {detail[:200]}; install the "
                          "decoders with `pip install cardioplan[all]` (pylibjpeg, pyjpegls, "
                          "python-gdcm), or decompress the files with DCMTK `dcmdjpeg`") from exc
-    if arr.ndim == 3 and int(ds.get("NumberOfFrames", 1) or 1) == 1:
+    for arr in arrays:
+        _check_decoded(arr, f, path, syntax)
+    return arrays
+
+
+def _check_decoded(arr: np.ndarray, f: Frame, path: Path, syntax: str) -> None:
+    """Refuse colour data and values outside the declared BitsStored range."""
+    if arr.ndim != 2:
         raise DicomError(f"{path.name} is a colour image; CardioPlan loads greyscale scans")
-    info = np.iinfo(arr.dtype) if np.issubdtype(arr.dtype, np.integer) else None
-    if info is not None and f.bits_stored < f.bits_allocated:
+    if np.issubdtype(arr.dtype, np.integer) and f.bits_stored < f.bits_allocated:
         lo, hi = int(arr.min()), int(arr.max())
         limit_lo = -(1 << (f.bits_stored - 1)) if f.signed else 0
         limit_hi = (1 << (f.bits_stored - 1)) - 1 if f.signed else (1 << f.bits_stored) - 1
@@ -530,7 +534,6 @@ def _decode_file(path: Path, f: Frame) -> np.ndarray:
             raise DicomError(f"{path.name} ({syntax}) decoded to values {lo}..{hi}, outside the "
                              f"{f.bits_stored}-bit range the header declares; the decoder output "
                              "is not trustworthy, so the file is refused")
-    return arr
 
 
 def _rescale(stored: np.ndarray, frames: list[Frame], ranges: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from cardioplan.errors import InputError
-from cardioplan.export.seg_nrrd import read_seg_nrrd_segments, write_seg_nrrd
+from cardioplan.export.seg_nrrd import read_seg_nrrd, read_seg_nrrd_segments, write_seg_nrrd
 from cardioplan.labels import LABELS
 
 
@@ -83,3 +83,47 @@ def test_seg_nrrd_unknown_structure_lists_known_ones(tmp_path):
 def test_seg_nrrd_rejects_float_image(tmp_path):
     with pytest.raises(InputError, match="integers"):
         write_seg_nrrd(sitk.Image(5, 5, 5, sitk.sitkFloat32), tmp_path / "f.seg.nrrd")
+
+
+def test_read_back_our_own_file(tmp_path):
+    labels = _label_map()
+    path = write_seg_nrrd(labels, tmp_path / "l.seg.nrrd")
+    back = read_seg_nrrd(path)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(labels))
+    assert back.GetDirection() == labels.GetDirection()
+
+
+def test_read_slicer_style_cropped_two_layer_file(tmp_path, caplog):
+    """A file as Slicer writes it: cropped, overlapping segments in two layers, Slicer names."""
+    layers = np.zeros((2, 6, 5, 4), np.uint8)  # pynrrd order: list, x, y, z
+    layers[0, 1:3, 1:3, 1:3] = 1   # "Left Ventricle"
+    layers[0, 4:6, 0:2, 0:2] = 2   # "Liver": not ours
+    layers[1, 2:4, 2:4, 2:4] = 1   # "Segment_4", typed SNOMED aorta
+    header = {
+        "type": "unsigned char", "dimension": 4, "space": "left-posterior-superior",
+        "kinds": ["list", "domain", "domain", "domain"],
+        "space directions": [[np.nan] * 3, [2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]],
+        "space origin": [10.0, 20.0, 30.0], "encoding": "gzip",
+        "Segment0_ID": "Segment_1", "Segment0_Name": "Left Ventricle",
+        "Segment0_LabelValue": "1", "Segment0_Layer": "0", "Segment0_Color": "1 0 0",
+        "Segment1_ID": "Segment_2", "Segment1_Name": "Liver",
+        "Segment1_LabelValue": "2", "Segment1_Layer": "0", "Segment1_Color": "0 1 0",
+        "Segment2_ID": "Segment_4", "Segment2_Name": "my vessel",
+        "Segment2_LabelValue": "1", "Segment2_Layer": "1", "Segment2_Color": "0 0 1",
+        "Segment2_Tags": "TerminologyEntry:Segmentation category and type - 3D Slicer General "
+                         "Anatomy list~SCT^123037004^Anatomical Structure~SCT^15825003^Aorta~"
+                         "^^~Anatomic codes - DICOM master list~^^~^^|",
+    }
+    path = tmp_path / "slicer.seg.nrrd"
+    nrrd.write(str(path), layers, header)
+    reference = sitk.Image(30, 30, 30, sitk.sitkInt16)  # 2 mm grid from 0: file voxel
+    reference.SetSpacing((2.0, 2.0, 2.0))                # (i, j, k) -> (5+i, 10+j, 15+k)
+    with caplog.at_level(logging.WARNING):
+        labels = read_seg_nrrd(path, reference=reference)
+    assert "Liver" in caplog.text and "overlaps" in caplog.text
+    arr = sitk.GetArrayFromImage(labels)
+    lv, aorta = LABELS.value_of("left_ventricle"), LABELS.value_of("aorta")
+    assert np.count_nonzero(arr == aorta) == 8
+    assert np.count_nonzero(arr == lv) == 7  # one voxel lost to the later, overlapping aorta
+    assert arr[16, 11, 6] == lv and arr[17, 12, 7] == aorta and arr[18, 13, 8] == aorta
+    assert set(np.unique(arr)) == {0, lv, aorta}

@@ -43,7 +43,7 @@ from cardioplan.fileio import atomic_path
 from cardioplan.labels import LABELS, Label, LabelTable
 from cardioplan.mesh.select import resolve_structures
 
-__all__ = ["write_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology"]
+__all__ = ["write_seg_nrrd", "read_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology"]
 
 log = logging.getLogger(__name__)
 
@@ -205,3 +205,99 @@ def read_seg_nrrd_segments(path: str | os.PathLike[str]) -> list[dict[str, Any]]
         })
         i += 1
     return segments
+
+
+def read_seg_nrrd(path: str | os.PathLike[str], *, table: LabelTable = LABELS,
+                  reference: sitk.Image | None = None) -> sitk.Image:
+    """A CardioPlan label map from a ``.seg.nrrd`` written by CardioPlan or edited in 3D Slicer.
+
+    Slicer may crop the file to the segments and store overlapping segments in several layers
+    (a 4D NRRD); both are read.  Each segment is matched to the label table by, in order: the
+    ``cardioplan.name`` tag, its ID or name as a structure name or display name (any case), or
+    the SNOMED-CT type code of its terminology.  Unmatched segments are skipped with a warning;
+    where segments overlap the later one wins, with a warning.
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.seg.nrrd`` file.
+    table : LabelTable
+        The label table to map segments onto.
+    reference : SimpleITK.Image, optional
+        Resample the result (nearest neighbour) onto this grid, e.g. the case image, so a
+        cropped Slicer file lands on the case's voxels.
+
+    Returns
+    -------
+    SimpleITK.Image
+        uint8 label map.
+
+    Raises
+    ------
+    InputError
+        Not a readable NRRD, no segments, or none of them matches the label table.
+
+    Examples
+    --------
+    >>> labels = read_seg_nrrd("edited.seg.nrrd", reference=case.read_image())  # doctest: +SKIP
+    """
+    segments = read_seg_nrrd_segments(path)
+    if not segments:
+        raise InputError(f"{path} has no Segment<N>_* keys: it is not a 3D Slicer segmentation")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(f"{path} could not be read ({exc})") from exc
+    n_layers = image.GetNumberOfComponentsPerPixel()
+    arr = sitk.GetArrayViewFromImage(image)  # (z, y, x) or (z, y, x, layers)
+    if n_layers == 1:
+        arr = arr[..., None]
+    out = np.zeros(arr.shape[:3], dtype=np.uint8)
+    matched = 0
+    for seg in segments:
+        lab = _match_segment(seg, table)
+        if lab is None:
+            log.warning("segment %r matches no CardioPlan structure; skipped (known: %s)",
+                        seg["display_name"], ", ".join(table.names))
+            continue
+        if not 0 <= seg["layer"] < arr.shape[3]:
+            log.warning("segment %r names layer %d of a %d-layer file; skipped",
+                        seg["display_name"], seg["layer"], arr.shape[3])
+            continue
+        mask = arr[..., seg["layer"]] == seg["label_value"]
+        overlap = int(np.count_nonzero(out[mask] != 0))
+        if overlap:
+            log.warning("segment %r overlaps earlier segments in %d voxels; it wins there",
+                        seg["display_name"], overlap)
+        out[mask] = lab.value
+        matched += 1
+    if not matched:
+        raise InputError(f"none of the segments of {path} matches a CardioPlan structure; name "
+                         f"them after the label table ({', '.join(table.names)})")
+    result = sitk.GetImageFromArray(out)
+    result.SetOrigin(image.GetOrigin())
+    result.SetSpacing(image.GetSpacing())
+    result.SetDirection(image.GetDirection())
+    if reference is not None:
+        result = sitk.Resample(result, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                               sitk.sitkUInt8)
+    return result
+
+
+def _match_segment(segment: dict[str, Any], table: LabelTable) -> Label | None:
+    by_text = {}
+    for lab in table:
+        by_text[lab.name.lower()] = lab
+        by_text[lab.display_name.lower()] = lab
+    for text in (segment["name"], segment["id"], segment["display_name"]):
+        key = str(text).strip().lower().replace(" ", "_")
+        for candidate in (key, key.replace("_", " ")):
+            if candidate in by_text:
+                return by_text[candidate]
+    parts = segment["terminology"].split("~")
+    if len(parts) > 2 and parts[2].count("^") >= 2:
+        code = parts[2].split("^")[1]
+        for lab in table:
+            if lab.snomed_code == code:
+                return lab
+    return None

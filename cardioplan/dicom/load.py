@@ -4,11 +4,14 @@
   multi-frame objects): origin = first slice, direction = (row, column, slice normal), slice
   spacing = distance between positions along the normal (never SliceThickness).
 * CT values are Hounsfield units (rescale slope/intercept, per frame when they differ).
-* Pixels go into ONE preallocated array of the stored type, filled slice by slice (uncompressed
-  files are read straight into it; compressed ones are decoded by pydicom's plugins:
-  pylibjpeg, pyjpegls, GDCM), then rescaled in place.  The result is int16 whenever the values
-  fit (uint8/uint16 for data that needs it, float32 only for non-integer rescales).
-* Decoding runs in a small thread pool: file reads and most decoders release the GIL.
+* Pixels are read slab by slab (16 MiB of slices) into one reused buffer of the stored type
+  (uncompressed data straight from the file; compressed data through pydicom's decoders:
+  pylibjpeg, pyjpegls, GDCM, only the frames needed), rescaled in place, and pasted into one
+  preallocated SimpleITK image: the peak memory is the volume plus two slabs.  The result is
+  int16 whenever the values fit (uint8/uint16 for data that needs it, float32 only for
+  non-integer rescales).
+* Compressed files are decoded in a small thread pool (the decoders release the GIL);
+  uncompressed files are read in one thread, with the next slab prefetched by the kernel.
 """
 
 from __future__ import annotations

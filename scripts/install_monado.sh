@@ -28,7 +28,13 @@ WORK=${MONADO_WORK:-/tmp/monado-work}
 JOBS=${JOBS:-$(nproc)}
 FORCE=${MONADO_FORCE:-0}
 SUDO=""
-[ "$(id -u)" = 0 ] || SUDO="sudo"
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+    else
+        SUDO="__need_root__"
+    fi
+fi
 export DEBIAN_FRONTEND=noninteractive
 
 log() { echo "[install_monado] $*"; }
@@ -46,6 +52,11 @@ debian_major() {
 # ---- helper scripts (written on every run so fixes reach existing installs) ----------
 write_helpers() {
     local manifest=$1 service=$2
+    if [ ! -w "$PREFIX" ] && [ -f "$PREFIX/monado-env.sh" ] && \
+       grep -q "^export MONADO_SERVICE=$service\$" "$PREFIX/monado-env.sh"; then
+        return 0  # installed by root earlier and up to date enough; nothing to write
+    fi
+    need_root
     $SUDO mkdir -p "$PREFIX"
     $SUDO tee "$PREFIX/monado-env.sh" >/dev/null <<EOF
 # Source this before running OpenXR apps or tests against the headless Monado runtime.
@@ -96,8 +107,19 @@ EOF
 }
 
 installed_ok() {
-    # $1 manifest, $2 service binary; also needs lavapipe (the null compositor makes a Vulkan device)
-    [ -f "$1" ] && [ -x "$2" ] && ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1
+    # $1 manifest, $2 service binary: present, every shared library found, and lavapipe
+    # installed (the null compositor always creates a Vulkan device).
+    [ -f "$1" ] && [ -x "$2" ] || return 1
+    ! ldd "$2" 2>/dev/null | grep -q "not found" || return 1
+    ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1
+}
+
+need_root() {
+    if [ "$SUDO" = "__need_root__" ]; then
+        echo "install_monado.sh: installing Monado needs root or sudo (apt-get, $PREFIX);" \
+             "run it as root, or install it once by hand: see docs/vr.md" >&2
+        exit 1
+    fi
 }
 
 # ---- Debian 13+: packaged Monado ------------------------------------------------------
@@ -106,6 +128,7 @@ install_packaged() {
     if [ "$FORCE" != 1 ] && installed_ok "$manifest" "$service"; then
         log "packaged Monado already installed"
     else
+        need_root
         $SUDO apt-get update
         $SUDO apt-get install -y --no-install-recommends monado-service libopenxr1-monado \
             mesa-vulkan-drivers libegl1 libegl-mesa0 libgl1-mesa-dri util-linux
@@ -122,6 +145,7 @@ install_from_source() {
         write_helpers "$manifest" "$service"
         return
     fi
+    need_root
     local mirror=${DEBIAN_MIRROR:-}
     if [ -z "$mirror" ]; then
         mirror=$(grep -h -m1 -oE '^URIs: *[^ ]+' /etc/apt/sources.list.d/debian.sources 2>/dev/null \

@@ -66,6 +66,7 @@ from cardioplan.mesh.geometry import (  # noqa: E402
     vertex_normals,
 )
 from cardioplan.mesh.select import Structure, label_counts, resolve_structures  # noqa: E402
+from cardioplan.progress import progress  # noqa: E402
 
 __all__ = ["build_surfaces", "TARGETS", "SMOOTHING", "MIN_TRIANGLES", "allocate_budget",
            "target_budget", "vtk_image"]
@@ -513,7 +514,8 @@ def _decimate(net: _Net, members: dict[str, list[tuple[tuple[int, int], bool]]],
 def _decimate_patches(net: _Net, targets: dict[tuple[int, int], int]) -> _Net:
     """Decimate each patch to its target count, then re-join the shared (locked) borders."""
     all_points, all_faces, keys, n_points = [], [], [], 0
-    for pair, faces in net.patches.items():
+    for pair, faces in progress(net.patches.items(), desc="decimating", total=len(net.patches),
+                                unit="patch"):
         points, local = compact(net.points, faces)
         goal = targets.get(pair, len(faces))
         if goal < len(faces) and len(faces) > _SMALL_PATCH:

@@ -128,7 +128,9 @@ def test_glb_node_names_materials_and_metres(tmp_path, surfaces):
         assert tuple(geom.visual.material.baseColorFactor[:3]) == LABELS[name].color
         assert geom.visual.material.name == name
         transform, _ = scene.graph.get(name)
-        assert np.allclose(np.diag(transform)[:3], 0.001)  # mm vertices, metres in the scene
+        # mm vertices, metres in the scene, upright: superior (+S) is glTF +Y, anterior +Z
+        assert np.allclose(transform[:3, :3] @ [0, 0, 1], [0, 0.001, 0])
+        assert np.allclose(transform[:3, :3] @ [0, -1, 0], [0, 0, 0.001])
         assert geom.is_watertight
         assert geom.volume == pytest.approx(surfaces[name].volume, rel=0.01)
     # a second, independent reader: VTK's glTF importer sees three meshes in metres

@@ -7,11 +7,12 @@ format       names and colours                   units and coordinate convention
 ===========  ==================================  ==========================================
 ``stl``      name in the 80-byte header          header text ``units=mm space=LPS``
 ``obj``      ``o <name>`` + ``usemtl`` / MTL Kd  ``# units: mm`` / ``# space: LPS`` comments
-``ply``      RGB per vertex, names in comments   ``comment units mm`` / ``comment space LPS``
+``ply``      RGBA per vertex, names in comments  ``comment units mm`` / ``comment space LPS``
 ``vtp``      field data (merged: cell ``label``  field data ``units`` / ``space``
              + per-cell RGB ``colors``)
-``glb``      node, mesh and material names,      glTF is metres: vertices in mm under a node
-             PBR base colours                    scaled 0.001; ``asset.extras`` units/space
+``glb``      node, mesh and material names,      glTF is metres, +Y up: vertices in mm under
+             PBR base colours                    nodes scaled 0.001 and turned upright
+                                                 (superior +Y, anterior +Z); asset.extras
 ``3mf``      object names, ``basematerials``     ``unit="millimeter"``, metadata ``space``
              display colours (written here:
              trimesh's 3MF export has none)
@@ -270,20 +271,39 @@ def _write_vtp(target: Path, parts: list[Part], space: str) -> list[Path]:
 # -- GLB ---------------------------------------------------------------------------------------
 def _write_glb(target: Path, parts: list[Part], space: str) -> list[Path]:
     scene = trimesh.Scene()
-    scale = np.diag([_MM_TO_M, _MM_TO_M, _MM_TO_M, 1.0])  # glTF is in metres
+    node = _gltf_node_transform(space)
     for p in parts:
         material = trimesh.visual.material.PBRMaterial(
             name=p.name, baseColorFactor=(*p.color, 255), metallicFactor=0.0,
             roughnessFactor=0.6, doubleSided=False)
         scene.add_geometry(p.trimesh(visual=trimesh.visual.TextureVisuals(material=material)),
-                           node_name=p.name, geom_name=p.name, transform=scale)
+                           node_name=p.name, geom_name=p.name, transform=node)
     extras = {"generator": f"CardioPlan {__version__}", "units": "mm",
-              "node_scale_to_metres": _MM_TO_M, "space": space.upper(),
+              "space": space.upper(), "node_transform": node.tolist(),
+              "node_transform_meaning": f"{space.upper()} millimetres -> glTF metres, +Y "
+                                        "superior, +Z anterior (anatomical position facing "
+                                        "the viewer)",
               "structures": {p.name: p.display_name for p in parts}}
     data = trimesh.exchange.gltf.export_glb(scene, include_normals=True,
                                             tree_postprocessor=_glb_extras(extras))
     _write_bytes(target, data)
     return [target]
+
+
+def _gltf_node_transform(space: str) -> np.ndarray:
+    """4x4 node matrix: patient millimetres -> glTF metres, +Y up (superior), +Z anterior.
+
+    glTF scenes are metres with +Y up; this keeps the vertices in patient millimetres (so the
+    numbers match the case) and lets every glTF viewer show the heart at true size, upright and
+    facing the viewer.  A rotation, so normals stay outward.
+    """
+    if space == "lps":  # (L, P, S) -> (x, y, z) = (L, S, -P)
+        rotation = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, -1.0, 0]])
+    else:               # (R, A, S) -> (x, y, z) = (-R, S, A)
+        rotation = np.array([[-1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    node = np.eye(4)
+    node[:3, :3] = rotation * _MM_TO_M
+    return node
 
 
 def _glb_extras(extras: dict[str, Any]) -> Callable[[dict[str, Any]], None]:

@@ -213,3 +213,15 @@ def test_mesh_watcher_reloads_only_the_changed_structure_quickly(tmp_path):
     radius = np.linalg.norm(vertices[:, :3] - (20, 0, 0), axis=1)
     assert radius == pytest.approx(7, abs=1e-4)
     assert elapsed < 3
+
+
+def test_cli_refuses_a_mirror_window_without_a_display_binding(tmp_path, capsys):
+    from cardioplan.cli import main
+
+    assert main(["vr", str(tmp_path), "--graphics", "egl", "--mirror"]) == 1
+    assert "a mirror window needs a display" in capsys.readouterr().err
+    assert main(["vr"]) == 1  # neither a case nor --check
+    assert "give a case folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["vr", str(tmp_path), "--frames", "0"])
+    assert exc.value.code == 2

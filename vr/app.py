@@ -74,8 +74,9 @@ class VrOptions:
     depth: bool = True
     slice: bool = True
     """Show the CT/MR slice on the active cut plane (loads the scan in the background)."""
-    startup_timeout_s: float = 30.0
-    """Give up when the runtime has not started the session after this long."""
+    startup_timeout_s: float = 120.0
+    """Give up when the runtime has not started the session after this long (some runtimes
+    wait until the headset is put on)."""
     finish_gl: bool = False
     """Wait for the GL work of each frame after submitting it (untimed).  With a software
     rasteriser (llvmpipe) the "GPU" is the CPU: its threads would otherwise still be drawing the
@@ -402,11 +403,16 @@ class VrApp:
                                                           "draw", "gl_driver")}
         st.phase_ms = phases
         deadline = time.monotonic() + self.options.startup_timeout_s
+        waiting_logged = False
         watcher.start()
         try:
             while True:
                 try:
                     xs.poll_events()
+                    if not xs.lifecycle.running and not waiting_logged and st.frames == 0:
+                        log.info("waiting for the runtime to start the session (put the "
+                                 "headset on)")
+                        waiting_logged = True
                     if xs.lifecycle.should_exit:
                         break
                     if not xs.lifecycle.running:
@@ -423,6 +429,11 @@ class VrApp:
                     st.error = xs.lifecycle.exit_reason
                     log.error("%s; shutting down (the plan is saved)", st.error)
                     break
+                except KeyboardInterrupt:
+                    if xs.lifecycle.exit_requested or not xs.lifecycle.running:
+                        raise  # a second Ctrl-C, or nothing to end gracefully
+                    log.warning("ending the session (Ctrl-C again to stop at once)")
+                    xs.request_exit()
                 if st.frames == 1:
                     st.startup_s = time.perf_counter() - t_start
                 if self.on_frame is not None:

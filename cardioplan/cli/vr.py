@@ -77,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
         return _check(args)
     if not args.case:
         raise InputError("give a case folder (`cardioplan vr CASE`) or --check")
-    if args.mirror == "window" and args.graphics == "egl":
-        raise InputError("a mirror window needs a display: use --graphics glx (or wgl), or "
-                         "give --mirror a PNG path for a headless session")
     from vr.app import VrApp, VrOptions
+    from vr.graphics import default_graphics
+
+    if args.mirror == "window" and (args.graphics or default_graphics()) == "egl":
+        raise InputError("a mirror window needs a display and --graphics glx (or wgl); for a "
+                         "headless session give --mirror a PNG path instead")
 
     opts = VrOptions(frames=args.frames, graphics=args.graphics, mirror=args.mirror,
                      tool=args.tool, reference=args.reference, depth=args.depth,

@@ -213,3 +213,34 @@ def test_translucent_myocardium_reveals_the_ventricle_inside(renderer, data) -> 
     seen = color_mask(clear, "left_ventricle", among, max_angle_deg=12).sum()
     assert seen > 300 and seen > 5 * max(hidden, 1)
     assert color_mask(clear, "myocardium", among, max_angle_deg=12).sum() > 100
+
+
+def test_slice_inset_shows_mesh_cut_lines_on_the_label_outlines(renderer, data) -> None:
+    from cardioplan.viewer.inset import INSET_VIEWPORT
+
+    plan = Plan()
+    labels = sitk.GetArrayFromImage(data.labels)
+    k = int(np.argmax((labels == LABELS["left_ventricle"].value).sum(axis=(1, 2))))
+    shown = ["left_ventricle", "right_ventricle"]
+    state = replace(scene_state(plan, data.structures, only=shown, slice=SliceSpec("axial", k)),
+                    slice_inset=True)
+    rgb = renderer.render(state, plan, view="lao")
+    x0, y0, x1, y1 = INSET_VIEWPORT
+    w, h = SIZE
+    inset = rgb[int(round((1 - y1) * h)):int(round((1 - y0) * h)),
+                int(round(x0 * w)):int(round(x1 * w))]
+    outline = {s: exact_color_mask(inset, LABELS[s].color) for s in shown}
+    lines = {s: exact_color_mask(inset, [0.4 * c + 0.6 * 255 for c in LABELS[s].color], tol=30)
+             for s in shown}
+    for s in shown:
+        assert outline[s].sum() > 10 and lines[s].sum() > 10, s
+        # the mesh follows the labels: its cut line runs along the outline (a few mm apart at
+        # most; lines drawn over outline pixels shift the centroids a little)
+        gap = np.hypot(*np.subtract(centroid(lines[s]), centroid(outline[s])))
+        assert gap < 0.06 * inset.shape[1], (s, gap)
+    # radiological axial: the LV (patient's left) is right of the RV
+    assert centroid(outline["left_ventricle"])[0] > centroid(outline["right_ventricle"])[0]
+    # without the inset flag the corner shows the 3D scene only
+    rgb = renderer.render(replace(state, slice_inset=False), plan, view="lao")
+    corner = rgb[int(round((1 - y1) * h)):, int(round(x0 * w)):]
+    assert exact_color_mask(corner, LABELS["left_ventricle"].color).sum() < 10

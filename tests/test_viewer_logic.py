@@ -314,6 +314,9 @@ def test_slice_keys_scroll_and_clamp() -> None:
     logic.handle_key("y")
     assert logic.slice == SliceSpec("coronal", 10)
     assert logic.state().slice == SliceSpec("coronal", 10)
+    assert logic.state().slice_inset  # the 2D inset comes with the slice ...
+    logic.handle_key("o")
+    assert not logic.state().slice_inset  # ... and can be switched off
     logic.handle_key("i")
     assert logic.slice is None
     assert "no image" in ViewerLogic(Plan(), STRUCTS).handle_key("i").message

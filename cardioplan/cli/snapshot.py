@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                   "right_ventricle --view rao",
                   "cardioplan snapshot case1 -o cut.png --clip --view surgeon",
                   "cardioplan snapshot case1 -o slice.png --slice axial:40 --view inferior",
+                  "cardioplan snapshot case1 -o check.png --slice coronal --inset",
                   "cardioplan snapshot case1 -o step2.png --step 2"])
     sp.add_argument("case", type=Path, help="the case folder (it needs meshes: "
                                             "`cardioplan mesh CASE`)")
@@ -47,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     help="show an image slice with label outlines: axial, coronal or sagittal, "
                          "optionally with the slice index of the LPS-oriented image "
                          "(default: the middle slice), e.g. axial:40")
+    sp.add_argument("--inset", action="store_true",
+                    help="with --slice: also show the slice flat in the lower right corner, "
+                         "with label outlines and the meshes' cut lines")
     sp.add_argument("--step", default=None, metavar="N|TITLE",
                     help="show a rehearsal step of the plan (number from 1, or its title): "
                          "its structures, cut planes and view")
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = render_snapshot(args.case, args.output, view=args.view, size=args.size,
                           structures=args.structures, clip=args.clip, slice=args.slice,
-                          step=args.step, annotations=not args.no_annotations)
+                          step=args.step, annotations=not args.no_annotations,
+                          inset=args.inset)
     if args.json:
         print_json({"output": str(out), "size": list(args.size), "view": args.view})
     return 0

@@ -117,6 +117,7 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding(("Up", "Down"), "scroll_slice", "slice +1 / -1"),
     KeyBinding(("Prior", "Next"), "scroll_slice_fast", "slice +10 / -10 (Page Up / Down)"),
     KeyBinding(("y",), "slice_orientation", "slice axial -> coronal -> sagittal"),
+    KeyBinding(("o",), "toggle_inset", "2D slice inset with the meshes' cut lines on / off"),
     KeyBinding(("l",), "mode_landmark", "click to add a landmark"),
     KeyBinding(("s",), "mode_seed", "click to add a segmentation seed (inside the structure)"),
     KeyBinding(("m",), "mode_distance", "click two points: distance in mm"),
@@ -192,6 +193,7 @@ class ViewerLogic:
     view_index: int = 0
     clip: bool = True
     show_help: bool = False
+    inset: bool = True
     view_direction: tuple[float, float, float] | None = None
     """Camera viewing direction (LPS); a new slice faces the camera."""
     added: list[tuple[str, object]] = field(default_factory=list)
@@ -227,7 +229,7 @@ class ViewerLogic:
             state = replace(state, title=title + (f"\n{step.note}" if step.note else ""))
         elif self.mode is not Mode.NAVIGATE:
             state = replace(state, title=self._mode_prompt())
-        return state
+        return replace(state, slice_inset=self.inset and self.slice is not None)
 
     def legend_marker(self, structure: str) -> str:
         """``'> '`` for the selected structure, else its number key."""
@@ -428,6 +430,10 @@ class ViewerLogic:
         nxt = ORIENTATIONS[(ORIENTATIONS.index(self.slice.orientation) + 1) % 3]
         self.slice = SliceSpec(nxt, self.slice_counts[nxt] // 2)
         return Outcome(message=self._slice_text())
+
+    def _on_toggle_inset(self, key: str) -> Outcome:
+        self.inset = not self.inset
+        return Outcome(message=f"slice inset {'on' if self.inset else 'off'}")
 
     def _slice_text(self) -> str:
         if self.slice is None:

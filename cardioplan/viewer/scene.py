@@ -33,6 +33,7 @@ from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
 from cardioplan.plan import Camera, CutPlane, Plan
 from cardioplan.viewer.camera import PRESETS, bounds_center_radius, preset_camera
+from cardioplan.viewer.inset import SliceInset
 from cardioplan.viewer.slices import (
     SliceSpec,
     default_window,
@@ -210,6 +211,9 @@ class Scene:
         self._legend_actors: list[Any] = []
         self._title_actor: Any = None
         self._slice_key: tuple[Any, ...] | None = None
+        self._slice_grid: Any = None
+        self._inset: SliceInset | None = None
+        self._inset_key: tuple[Any, ...] | None = None
         self._window = (default_window(data.image, data.modality)
                         if data.image is not None else (0.0, 1.0))
         plotter.set_background(BACKGROUND)
@@ -254,6 +258,7 @@ class Scene:
         self._draw_legend(state, markers)
         self._draw_title(state.title)
         self.set_slice(state.slice)
+        self._draw_inset(state)
         self.draw_annotations(plan if state.show_annotations else Plan())
 
     def _draw_legend(self, state: SceneState, markers: dict[str, str] | None) -> None:
@@ -345,10 +350,37 @@ class Scene:
         if key == self._slice_key:
             return
         grid = slice_grid(self.data.image, self.data.labels, spec, window=self._window)
+        self._slice_grid = grid
         self.plotter.add_mesh(grid, scalars="rgb", rgb=True, lighting=False, name=SLICE_NAME,
                               render=False,
                               reset_camera=False, pickable=True, show_scalar_bar=False)
         self._slice_key = key
+
+    def _draw_inset(self, state: SceneState) -> None:
+        """The flat slice with the meshes' cut lines in the lower right corner (or nothing)."""
+        wanted = state.slice_inset and self._slice_key is not None
+        if not wanted:
+            if self._inset is not None and self._inset.shown:
+                self._inset.clear()
+            self._inset_key = None
+            return
+        visible = state.visible_structures()
+        key = (self._slice_key, tuple((n, state.styles[n].color) for n in visible),
+               tuple(self.plotter.window_size))
+        if key == self._inset_key:
+            return
+        if self._inset is None:
+            self._inset = SliceInset(self.plotter)
+        spec = SliceSpec(self._slice_key[0], self._slice_key[1])
+        n = self.data.image.GetSize()[{"axial": 2, "coronal": 1, "sagittal": 0}[spec.orientation]]
+        self._inset.update(self._slice_grid, self.data.image, spec,
+                           {name: (self.data.meshes[name],
+                                   tuple(c / 255.0 for c in state.styles[name].color))
+                            for name in visible},
+                           caption=f"{spec.orientation} {spec.index}/{n - 1}: outlines = "
+                                   "labels, lines = meshes",
+                           focus=self.data.bounds(visible) if visible else None)
+        self._inset_key = key
 
     # -- annotations ------------------------------------------------------------------------
     def marker_radius(self) -> float:

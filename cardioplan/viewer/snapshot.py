@@ -113,7 +113,7 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
                     view: str | None = None, size: tuple[int, int] = DEFAULT_SIZE,
                     structures: Sequence[str] | None = None, clip: bool = False,
                     slice: SliceSpec | None = None, step: str | None = None,
-                    annotations: bool = True) -> Path:
+                    annotations: bool = True, inset: bool = False) -> Path:
     """Render a case's scene off-screen to a PNG.
 
     Parameters
@@ -137,6 +137,9 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
         A rehearsal step (number from 1, id or title): its structures, cut planes and view.
     annotations : bool
         Draw the plan's landmarks, measurements and seeds.
+    inset : bool
+        With ``slice``: also show the slice flat in the lower right corner with the label
+        outlines and the meshes' cut lines (does the mesh follow the image?).
 
     Returns
     -------
@@ -155,8 +158,7 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
     data = load_scene_data(case, with_image=slice is not None)
     state = scene_state(plan, data.structures, only=structures, clip=clip,
                         step=_step(plan, step), slice=slice, view=view)
-    if not annotations:
-        state = replace(state, show_annotations=False)
+    state = replace(state, show_annotations=annotations, slice_inset=inset)
     with OffscreenRenderer(data, size=size) as renderer:
         rgb = renderer.render(state, plan)
     log.info("rendered %s view of %s (%dx%d)", state.view or "anterior", case.path, *size)

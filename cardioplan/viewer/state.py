@@ -64,6 +64,8 @@ class SceneState:
     show_annotations: bool = True
     show_legend: bool = True
     order: tuple[str, ...] = field(default=())
+    slice_inset: bool = False
+    """Also show the slice flat in a corner, with the meshes' cut lines."""
 
     def visible_structures(self) -> list[str]:
         """Visible structure names in display order."""

@@ -356,3 +356,52 @@ def test_unsupported_graphics_binding_is_a_clear_error(simulated, case, capsys):
 
     assert main(["vr", str(case), "--graphics", "wgl", "--frames", "1"]) == 1
     assert "the WGL binding needs Windows" in capsys.readouterr().err
+
+
+@needs_runtime
+def test_pointing_and_triggering_twice_hides_a_structure(remote, case):
+    start = (0.0, 1.5, -0.6)
+    edit_plan(case, lambda p: setattr(p, "model_pose", ModelPose(position=start, scale=2.0)),
+              author="desktop")
+    hand = np.array([0.2, 1.3, -0.2])
+    # the aorta's centre in the room: 15 mm patient-left of the pivot, at 2x
+    pivot = np.mean([LV_CENTRE, AO_CENTRE], axis=0)
+    target = np.array(start) + xrmath.LPS_TO_XR[:3, :3] @ (np.array(AO_CENTRE) - pivot) * 0.002
+    aim = tuple(xrmath.quat_from_two_vectors((0, 0, -1), target - hand))
+    seen = {}
+    on_frame, state = _script([
+        (3, lambda app: remote.set(right={"position": tuple(hand), "orientation": aim})),
+        (2, lambda app: remote.set(right={"trigger": 1.0})),
+        (2, lambda app: remote.set(right={"trigger": 0.0})),
+        (1, lambda app: seen.setdefault("selected", app.interaction.state.selected)),
+        (1, lambda app: remote.set(right={"trigger": 1.0})),
+        (2, lambda app: remote.set(right={"trigger": 0.0})),
+        (4, lambda app: None),
+    ])
+    app, stats = run_app(case, frames=30, on_frame=on_frame)
+    assert state["i"] == 7
+    assert seen["selected"] == "aorta"
+    plan = load_plan(case)
+    assert plan.display_of("aorta").visible is False
+    assert plan.display_of("left_ventricle").visible is True
+
+
+@needs_runtime
+def test_both_grips_scale_the_model_by_the_change_in_hand_distance(remote, case):
+    edit_plan(case, lambda p: setattr(p, "model_pose", ModelPose(position=(0, 1.5, -0.6),
+                                                                 scale=1.0)), author="desktop")
+    on_frame, state = _script([
+        (3, lambda app: remote.set(left={"position": (-0.1, 1.4, -0.5)},
+                                   right={"position": (0.1, 1.4, -0.5)})),
+        (2, lambda app: remote.set(left={"squeeze": 1.0}, right={"squeeze": 1.0})),
+        (3, lambda app: remote.set(left={"position": (-0.25, 1.4, -0.5)},
+                                   right={"position": (0.25, 1.4, -0.5)})),
+        (3, lambda app: remote.set(left={"squeeze": 0.0}, right={"squeeze": 0.0})),
+        (4, lambda app: None),
+    ])
+    app, stats = run_app(case, frames=30, on_frame=on_frame)
+    assert state["i"] == 5
+    pose = load_plan(case).model_pose
+    assert pose.scale == pytest.approx(0.5 / 0.2, rel=0.01)  # hands 20 cm -> 50 cm apart
+    # scaled about the hands' midpoint (0, 1.4, -0.5): the model centre moved away from it
+    assert pose.position == pytest.approx((0.0, 1.4 + 0.1 * 2.5, -0.5 - 0.1 * 2.5), abs=2e-3)

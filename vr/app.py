@@ -294,6 +294,8 @@ class VrApp:
         """Set to True to read back both eyes of the next frame into :attr:`captured`."""
         self.captured: list[dict[str, Any]] = []
         self.interaction: Interaction | None = None
+        self.last_input: FrameInput | None = None
+        """The controllers and head as read in the last frame (stage space)."""
         self.session: Any = None
         self.renderer: Any = None
         self._colors: dict[str, tuple[int, int, int]] = {}
@@ -488,6 +490,7 @@ class VrApp:
             frame = xs.input.read(xs.space, fs.predicted_display_time, head)
         else:
             frame = FrameInput(hands={h: HandInput() for h in ("left", "right")}, head=head)
+        self.last_input = frame
         t1 = time.perf_counter()
         first = it.plan.model_pose is None
         changes, haptics = it.update(frame)

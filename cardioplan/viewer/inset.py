@@ -131,6 +131,8 @@ class SliceInset:
         prop = actor.GetTextProperty()
         prop.SetFontSize(12)
         prop.SetColor(1.0, 0.86, 0.24)
+        prop.SetBackgroundColor(0.0, 0.0, 0.0)
+        prop.SetBackgroundOpacity(0.75)
         prop.SetVerticalJustificationToTop()
         coord = actor.GetPositionCoordinate()
         coord.SetCoordinateSystemToNormalizedViewport()

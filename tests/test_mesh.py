@@ -217,3 +217,15 @@ def test_real_mri_with_10_mm_slices(shared_data):
         assert q["watertight"] and q["manifold"], name
         assert abs(q["volume_difference_pct"]) < 3.0, (name, q)
         assert q["distance_ok"], (name, q)
+
+
+def test_tiny_islands_keep_their_voxels_instead_of_collapsing():
+    z, y, x = np.mgrid[:30, :30, :30]
+    arr = (((x - 14.6) ** 2 + (y - 15.2) ** 2 + (z - 14.8) ** 2) < 64).astype(np.uint8)
+    arr[2, 2, 2] = arr[27, 3, 25] = 1  # two one-voxel islands of the same structure
+    arr[25:27, 25:27, 3:5] = 1         # and a 2x2x2 one
+    img = sitk.GetImageFromArray(arr)
+    s = build_surfaces(img, target="print")["left_ventricle"]
+    q = mesh_quality(s, img, 1, distances=False)
+    assert abs(q["volume_difference_pct"]) < 1.0, q
+    assert s.n_points > 0 and q["watertight"]

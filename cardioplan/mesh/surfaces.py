@@ -45,6 +45,8 @@ import fast_simplification  # noqa: E402
 import numpy as np  # noqa: E402
 import pyvista as pv  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
+from scipy.sparse import coo_matrix  # noqa: E402
+from scipy.sparse.csgraph import connected_components  # noqa: E402
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E402
 from vtkmodules.vtkCommonCore import vtkSMPTools  # noqa: E402
 from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData  # noqa: E402
@@ -99,6 +101,7 @@ MIN_TRIANGLES = 256
 
 _SMALL_PATCH = 64  # patches this small are never decimated
 _MAX_REPAIR_ROUNDS = 12
+_SMALL_PIECE = 200  # vertices; smaller separate pieces are not smoothed (they would collapse)
 
 
 @dataclass
@@ -234,11 +237,12 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
                                        dtype=np.uint8), 1)
     present = [int(v) for v in np.nonzero(np.bincount(crop.ravel(), minlength=256))[0] if v]
     poly, relabelled = _manifold_net(crop, present, [s.values for s in chosen])
-    if smoothing is not None:
-        poly = _smooth(poly, *smoothing)
-    points = vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float64)
     faces = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
     pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
+    points = vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float64)
+    if smoothing is not None:
+        smoothed = vtk_to_numpy(_smooth(poly, *smoothing).GetPoints().GetData())
+        points = _keep_small_pieces(points, smoothed.astype(np.float64), faces)
     matrix, origin = grid_matrix(labels)
     offset = np.array([lo[2], lo[1], lo[0]], dtype=float) - 1.0  # (x, y, z); pad of 1
     points = (points + offset) @ matrix.T + origin
@@ -369,6 +373,25 @@ def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray
     bad_points[bad_edges % n_points] = True
     bad = cell[bad_points]
     return bad[group_equal_rows(bad.astype(np.float64))[0]]
+
+
+def _keep_small_pieces(points: np.ndarray, smoothed: np.ndarray, faces: np.ndarray
+                       ) -> np.ndarray:
+    """Smoothed points, except for small separate pieces, which keep their voxel shape.
+
+    A low-pass filter removes the whole shape of a piece only a few voxels across (a one-voxel
+    island has no low frequencies): it would collapse to a point.  Pieces of the net with fewer
+    than :data:`_SMALL_PIECE` vertices are therefore left unsmoothed.
+    """
+    n = len(points)
+    graph = coo_matrix((np.ones(2 * len(faces), dtype=bool),
+                        (np.concatenate([faces[:, 0], faces[:, 1]]),
+                         np.concatenate([faces[:, 1], faces[:, 2]]))), shape=(n, n))
+    _, piece = connected_components(graph, directed=False)
+    small = np.bincount(piece)[piece] < _SMALL_PIECE
+    if small.any():
+        smoothed[small] = points[small]
+    return smoothed
 
 
 def _smooth(poly: vtkPolyData, iterations: int, pass_band: float) -> vtkPolyData:

@@ -137,13 +137,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                 if structures is None or n in structures]
     labels_work = clean_labels(labels_work, spacing=work.GetSpacing()[::-1], warnings=warnings,
                                expected=expected)
-    labels_full = np.zeros(sitk.GetArrayViewFromImage(full).shape, np.uint8)
-    labels_full[roi] = labels_work
-    out = sitk.GetImageFromArray(labels_full)
-    out.CopyInformation(full)
-    if any(f > 1 for f in factors):
-        out = sitk.Resample(out, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
-                            sitk.sitkUInt8)
+    out = sitk.GetImageFromArray(_upsample(labels_work, roi, factors, image.GetSize()[::-1]))
+    out.CopyInformation(image)
     if structures is not None:
         out = _keep_structures(out, structures)
     method = {
@@ -243,6 +238,29 @@ def _bone_mask(arr: np.ndarray, blood_hu: float, *, voxel_ml: float) -> np.ndarr
     filled = ndimage.binary_fill_holes(big, structure=np.array([[[0, 1, 0], [1, 1, 1],
                                                                  [0, 1, 0]]], bool))
     return filled | cortex
+
+
+def _upsample(labels: np.ndarray, roi: tuple[slice, ...], factors: Sequence[int],
+              shape: Sequence[int]) -> np.ndarray:
+    """Put working-grid labels (of the region ``roi``) back on the scan's grid ``[z, y, x]``.
+
+    ``BinShrink`` made each working voxel from a block of ``factors`` (x, y, z) scan voxels, so
+    each label is repeated over its block (nearest neighbour, exact and cheap); the few trailing
+    scan voxels that did not fill a whole block take the label of the last block.
+    """
+    f = [int(k) for k in factors[::-1]]
+    block = labels
+    for axis, k in enumerate(f):
+        if k > 1:
+            block = np.repeat(block, k, axis=axis)
+        if roi[axis].stop == shape[axis] // k and shape[axis] % k:  # reaches the far edge
+            pad = [(0, 0)] * 3
+            pad[axis] = (0, shape[axis] % k)
+            block = np.pad(block, pad, mode="edge")
+    out = np.zeros(tuple(int(n) for n in shape), np.uint8)
+    start = [r.start * k for r, k in zip(roi, f, strict=True)]
+    out[tuple(slice(a, a + n) for a, n in zip(start, block.shape, strict=True))] = block
+    return out
 
 
 def _voxel_ml(image: sitk.Image) -> float:
@@ -506,7 +524,8 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     order = np.arange(blood.shape[0])
     if work.GetDirection()[8] < 0:
         order = order[::-1]  # walk from inferior to superior
-    thick = np.argwhere(_distance(blood, work) >= 0.4 * _distance(blood, work).max())
+    dist = _distance(blood, work)
+    thick = np.argwhere(dist >= 0.4 * dist.max())
     centre_y = float(thick[:, 1].mean())
     marker = np.zeros(blood.shape, bool)
     prev: np.ndarray | None = None

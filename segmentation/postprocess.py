@@ -25,7 +25,7 @@ from scipy import ndimage
 from cardioplan.labels import LABELS
 
 __all__ = ["clean_labels", "keep_relevant_islands", "fill_holes", "smooth_labels",
-           "structure_volumes"]
+           "structure_volumes", "label_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,18 @@ def smooth_labels(labels: np.ndarray, *, spacing: Sequence[float], sigma_mm: flo
     return out
 
 
+def label_counts(labels: np.ndarray) -> np.ndarray:
+    """Voxel count of each value 0..255 (in slabs: no int64 copy of a large label map)."""
+    counts = np.zeros(256, np.int64)
+    step = max(1, 4_000_000 // max(1, labels[0].size))
+    for start in range(0, labels.shape[0], step):
+        counts += np.bincount(labels[start:start + step].ravel(), minlength=256)[:256]
+    return counts
+
+
 def structure_volumes(labels: np.ndarray, *, spacing: Sequence[float]) -> dict[str, dict]:
     """``{name: {"value", "voxels", "volume_ml"}}`` for every structure present."""
-    counts = np.bincount(labels.ravel(), minlength=256)
+    counts = label_counts(labels)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     out = {}
     for lab in LABELS:
@@ -133,7 +142,7 @@ def clean_labels(labels: np.ndarray, *, spacing: Sequence[float], warnings: list
     out = fill_holes(out)
     out = smooth_labels(out, spacing=spacing, sigma_mm=sigma_mm)
     voxel_ml = float(np.prod(spacing)) / 1000.0
-    counts = np.bincount(out.ravel(), minlength=256)
+    counts = label_counts(out)
     for v in np.flatnonzero(counts[1:]) + 1:
         if counts[v] * voxel_ml < min_ml:
             name = LABELS.by_value(int(v)).name

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from cardioplan.case import Case, utc_now
-from cardioplan.errors import CaseExistsError, InputError
+from cardioplan.errors import CaseExistsError, DicomError, InputError
 from cardioplan.volume import Volume
 
 __all__ = ["read_volume", "import_case", "input_record", "smallest_safe_type", "IMAGE_SUFFIXES"]
@@ -74,7 +74,14 @@ def read_volume(path: str | os.PathLike[str], *, series: str | None = None,
         return _read_image_file(p, suffix, phase=phase)
     from cardioplan.dicom import load_volume
 
-    return load_volume(p, series=series, phase=phase, allow_gaps=allow_gaps)
+    try:
+        return load_volume(p, series=series, phase=phase, allow_gaps=allow_gaps)
+    except DicomError as exc:
+        images = sorted(f.name for f in p.iterdir() if _image_suffix(f)) if p.is_dir() else []
+        if images:
+            raise DicomError(f"{exc}.  The folder holds image files ({', '.join(images[:3])}): "
+                             f"pass one directly, e.g. {p / images[0]}") from exc
+        raise
 
 
 def import_case(path: str | os.PathLike[str], output: str | os.PathLike[str], *,

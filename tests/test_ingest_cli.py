@@ -243,3 +243,9 @@ def test_source_headers_for_dicom_seg_export(tmp_path):
     (tmp_path / "scan" / "z001.dcm").unlink()
     with pytest.raises(InputError, match="no longer at"):
         source_headers(case.inputs[0])
+
+
+def test_folder_of_nifti_files_suggests_passing_the_file(tmp_path, capsys):
+    sitk.WriteImage(ct_image(), str(tmp_path / "scan.nii.gz"))
+    _fails(["import", str(tmp_path), "-o", str(tmp_path.parent / "nope-case")], capsys,
+           "none is DICOM", "pass one directly", "scan.nii.gz")

@@ -221,3 +221,35 @@ def test_menu_layout_lists_every_structure_with_its_label_colour():
         if b.action != "noop":
             assert menu_hit(buttons, (b.rect[0] + b.rect[2]) / 2,
                             (b.rect[1] + b.rect[3]) / 2).action == b.action
+
+
+def test_undo_removes_exactly_the_last_item_placed_in_the_headset():
+    it = make()
+    left_aim = Pose((-0.2, 1.3, -0.4))
+    saved = Plan()  # what the app saves: the same changes applied to another copy
+
+    def record(result):
+        for c in result[0]:
+            c.apply(saved)
+        return result[0]
+
+    it._set_tool("landmark")
+    record(press(it, "right", aim_pose=Pose((0.0, 1.5, -1.0))))
+    it._set_tool("measure")
+    record(press(it, "right", aim_pose=Pose((0.0, 1.5, -1.0))))
+    record(press(it, "right", aim_pose=Pose((0.01, 1.5, -1.0))))
+    assert len(it.plan.measurements) == 1 and len(it.plan.landmarks) == 1
+    assert it.plan.measurements[0].id == saved.measurements[0].id  # same ids in both copies
+    it.state.menu_open = True
+    undo = next(b for b in it.menu_buttons() if b.action == "undo")
+    u = (undo.rect[0] + undo.rect[2]) / 2
+    v = (undo.rect[1] + undo.rect[3]) / 2
+    target = menu_pose(left_aim).transform_point(((u - 0.5) * MENU_SIZE_M[0],
+                                                  (0.5 - v) * MENU_SIZE_M[1], 0.0))
+    aim = aim_at(target, origin=(0.2, 1.3, -0.1))
+    hands = {"left": HandInput(aim_pose=left_aim)}
+    down = record(it.update(frame(**hands, right=HandInput(aim_pose=aim, trigger=1.0))))
+    it.update(frame(**hands, right=HandInput(aim_pose=aim)))
+    assert [c.kind for c in down] == ["remove"]
+    assert it.plan.measurements == [] and saved.measurements == []
+    assert len(it.plan.landmarks) == 1 and len(saved.landmarks) == 1  # only the last item went

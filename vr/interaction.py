@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -70,6 +71,8 @@ CUT_PLANE_OFFSET_M = 0.05
 MENU_SIZE_M = (0.24, 0.30)
 """Menu panel width and height in metres."""
 OPACITY_STEP = 0.2
+VR_CUT = "VR cut"
+"""Name of the cut plane placed from the headset (placing it again moves it)."""
 MIN_SCALE, MAX_SCALE = 0.2, 20.0
 
 
@@ -119,7 +122,9 @@ class PlanChange:
     """One edit of the plan, as plain data (applied locally at once and saved by the app).
 
     ``kind`` is one of ``model_pose``, ``display``, ``show_all``, ``landmark``, ``measurement``,
-    ``cut_plane``, ``remove_cut_planes``; ``data`` holds its arguments (JSON-friendly).
+    ``cut_plane``, ``remove_cut_planes``, ``remove``; ``data`` holds its arguments
+    (JSON-friendly).  New items carry their ``id``, so the local copy and the saved plan agree
+    and an undo can remove exactly them.
     """
 
     kind: str
@@ -137,15 +142,20 @@ class PlanChange:
             for name in d["structures"]:
                 plan.set_display(name, visible=True)
         elif self.kind == "landmark":
-            plan.add_landmark(d["point"], name=d.get("name"), structure=d.get("structure"))
+            item = plan.add_landmark(d["point"], name=d.get("name"),
+                                     structure=d.get("structure"))
+            item.id = d.get("id", item.id)
         elif self.kind == "measurement":
-            plan.add_measurement(kind="distance", points=d["points"], name=d.get("name"))
+            item = plan.add_measurement(kind="distance", points=d["points"], name=d.get("name"))
+            item.id = d.get("id", item.id)
         elif self.kind == "cut_plane":
             plan.upsert_cut_plane(CutPlane(name=d["name"], origin=d["origin"],
                                            normal=d["normal"], structures=d.get("structures", [])))
         elif self.kind == "remove_cut_planes":
             for name in d["names"]:
                 plan.remove("cut_planes", name)
+        elif self.kind == "remove":
+            plan.remove(d["list"], d["key"])
         else:
             raise ValueError(f"unknown plan change {self.kind!r}")
 
@@ -254,7 +264,7 @@ def menu_layout(structures: Sequence[str], state: InteractionState, plan: Plan) 
     step = f"Step {state.step + 1}/{n}" if n else "No steps"
     rows.append([("step:-1", "< Prev", False, None), ("noop", step, False, None),
                  ("step:+1", "Next >", False, None)])
-    rows.append([("slice", "CT slice", state.show_slice, None),
+    rows.append([("undo", "Undo", False, None), ("slice", "CT slice", state.show_slice, None),
                  ("clear_cuts", "Clear cuts", False, None), ("show_all", "Show all", False, None),
                  ("close", "Close", False, None)])
     top, bottom, margin = 0.08, 0.98, 0.02
@@ -399,6 +409,7 @@ class Interaction:
         self._stick = {h: _Edge(STICK_PRESS, STICK_RELEASE) for h in HANDS}
         self._stick_neg = {h: _Edge(STICK_PRESS, STICK_RELEASE) for h in HANDS}
         self._buttons = {(h, b): False for h in HANDS for b in ("primary", "secondary")}
+        self._undo: list[tuple[str, str]] = []
 
     # -- model placement -------------------------------------------------------------------
     @property
@@ -650,7 +661,8 @@ class Interaction:
                 haptics.append(Haptic(side, 0.4, 0.03))
             else:
                 pts = [list(self.state.pending_point), list(tip)]
-                changes.append(PlanChange("measurement", {"points": pts}))
+                item_id = self._remember("measurements")
+                changes.append(PlanChange("measurement", {"points": pts, "id": item_id}))
                 length = float(np.linalg.norm(np.subtract(pts[1], pts[0])))
                 self.state.status = f"Distance: {length:.1f} mm"
                 self.state.pending_point = None
@@ -658,17 +670,25 @@ class Interaction:
         elif tool == "landmark":
             pick = self._pick(aim, max_mm=None)
             changes.append(PlanChange("landmark", {
-                "point": list(tip), "structure": pick.structure if pick else None}))
+                "point": list(tip), "structure": pick.structure if pick else None,
+                "id": self._remember("landmarks")}))
             self.state.status = "Landmark placed"
             haptics.append(Haptic(side, 0.6, 0.04))
         elif tool == "cut":
             p, n = cut_plane_from_hand(aim)
             origin, normal = xrmath.plane_transform(np.linalg.inv(self.model_matrix()), p, n)
             changes.append(PlanChange("cut_plane", {
-                "name": "VR cut", "origin": [float(x) for x in origin],
+                "name": VR_CUT, "origin": [float(x) for x in origin],
                 "normal": [float(x) for x in normal]}))
+            self._undo.append(("cut_planes", VR_CUT))
             self.state.status = "Cut plane placed"
             haptics.append(Haptic(side, 0.8, 0.05))
+
+    def _remember(self, what: str) -> str:
+        """A new item id, remembered for the menu's Undo."""
+        item_id = uuid.uuid4().hex[:8]
+        self._undo.append((what, item_id))
+        return item_id
 
     def _pick(self, aim: Pose, max_mm: float | None = None) -> Pick | None:
         if self.picker is None:
@@ -701,6 +721,13 @@ class Interaction:
                 changes.append(PlanChange("remove_cut_planes", {"names": names}))
         elif kind == "show_all":
             changes.append(PlanChange("show_all", {"structures": list(self.structures)}))
+        elif kind == "undo":
+            if self._undo:
+                what, key = self._undo.pop()
+                changes.append(PlanChange("remove", {"list": what, "key": key}))
+                self.state.status = f"Undone: {what[:-1].replace('_', ' ')}"
+            else:
+                self.state.status = "Nothing to undo"
         elif kind == "slice":
             self.state.show_slice = not self.state.show_slice
         elif kind == "close":

@@ -196,3 +196,21 @@ def test_files_without_preamble_are_read(tmp_path):
     result = scan(tmp_path / "ct")
     assert result.non_dicom == 0 and len(result.series[0].frames) == SIZE[2]
     assert result.series[0].transfer_syntaxes == ["Implicit VR Little Endian"]
+
+
+def test_dicomdir_with_missing_files_falls_back_to_the_folder(tmp_path, caplog):
+    files = write_ct(tmp_path / "src")
+    fs = FileSet()
+    for f in files:
+        fs.add(f)
+    fs.write(tmp_path / "media")
+    referenced = [p for p in (tmp_path / "media").rglob("*") if p.is_file()
+                  and p.name != "DICOMDIR"]
+    moved = tmp_path / "media" / "moved"
+    moved.mkdir()
+    for p in referenced:
+        p.rename(moved / p.name)
+    with caplog.at_level(logging.WARNING):
+        result = scan(tmp_path / "media")
+    assert result.dicomdir is None and "lists no existing files" in caplog.text
+    assert len(result.series[0].frames) == SIZE[2]

@@ -67,6 +67,9 @@ def read_volume(path: str | os.PathLike[str], *, series: str | None = None,
                          "MetaImage file, or a case folder")
     if p.is_dir() and Case.is_case(p):
         _dicom_only(series, allow_gaps, what="a case folder")
+        if phase is not None:
+            raise InputError(f"--phase does not apply to a case folder ({p} holds one 3D image); "
+                             "drop --phase, or import the 4D scan again with --phase")
         return _read_case(p)
     suffix = _image_suffix(p)
     if suffix is not None:

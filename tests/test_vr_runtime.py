@@ -233,10 +233,13 @@ def test_mesh_changed_on_disk_appears_in_the_headset_within_one_second(simulated
 
 # -- scripted controllers (remote driver) -------------------------------------------------------
 def _script(steps):
-    """on_frame driver: a list of (frames to wait, action) run in order."""
+    """on_frame driver: a list of (frames to wait, action) run in order, counting frames from
+    the first one with input focus (controllers are read only while FOCUSED)."""
     state = {"i": 0, "wait": steps[0][0] if steps else 0}
 
     def on_frame(app, _frame):
+        if not app.session.lifecycle.focused:
+            return
         while state["i"] < len(steps):
             if state["wait"] > 0:
                 state["wait"] -= 1

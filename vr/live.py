@@ -18,7 +18,6 @@ import os
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -179,7 +178,3 @@ class MeshWatcher:
     def set_known(self, names: list[str]) -> None:
         """The structures currently shown (so that index changes add or remove the right ones)."""
         self._names = list(names)
-
-    @property
-    def pending(self) -> Any:
-        return not self._updates.empty()

@@ -155,6 +155,8 @@ def test_gantry_tilt_resampled_to_an_orthogonal_grid(tmp_path):
     vol = load_volume(tmp_path / "ct")
     assert any("gantry tilt" in w for w in vol.warnings)
     np.testing.assert_allclose(vol.image.GetDirection(), np.eye(3).ravel(), atol=1e-9)
+    shift_px = 19 * shift / 0.7  # total drift along y, in pixels: the grid is widened by it
+    assert vol.image.GetSize() == (32, 32 + int(np.ceil(shift_px)), 20)
     # the rod's acquired physical position in slice k is preserved
     for k in (0, 10, 19):
         p = np.array(img2.TransformIndexToPhysicalPoint((16, 16, k))) + [0, k * shift, 0]

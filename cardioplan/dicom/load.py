@@ -636,17 +636,27 @@ def _regularise(values: np.ndarray, dists: np.ndarray, step: float) -> tuple[np.
 
 def _untilt(image: sitk.Image, frames: list[Frame], row: np.ndarray, col: np.ndarray,
             normal: np.ndarray, dz: float) -> sitk.Image:
-    """Resample a gantry-tilted stack onto the orthogonal grid (row, col, normal)."""
+    """Resample a gantry-tilted stack onto the orthogonal grid (row, col, normal).
+
+    The grid is widened in-plane by the total slice offset, so no acquired voxel falls outside.
+    """
     first = np.asarray(frames[0].position, dtype=float)
     last = np.asarray(frames[-1].position, dtype=float)
     step = (last - first) / (image.GetSize()[2] - 1)
+    dx, dy = image.GetSpacing()[0], image.GetSpacing()[1]
     sheared = sitk.Image(image)
-    sheared.SetSpacing([image.GetSpacing()[0], image.GetSpacing()[1], float(np.linalg.norm(step))])
+    sheared.SetSpacing([dx, dy, float(np.linalg.norm(step))])
     sheared.SetDirection(_direction(row, col, step / np.linalg.norm(step)))
+    offset = last - first  # in-plane drift of the stack, in pixels along row and column
+    sx, sy = float(offset @ row) / dx, float(offset @ col) / dy
+    size = list(image.GetSize())
+    size[0] += int(np.ceil(abs(sx) - 1e-6))
+    size[1] += int(np.ceil(abs(sy) - 1e-6))
+    origin = first + min(sx, 0.0) * dx * row + min(sy, 0.0) * dy * col
     fill = float(sitk.GetArrayViewFromImage(image).min())
-    target = sitk.Image(image.GetSize(), image.GetPixelID())
-    target.SetOrigin(image.GetOrigin())
-    target.SetSpacing([image.GetSpacing()[0], image.GetSpacing()[1], dz])
+    target = sitk.Image(size, image.GetPixelID())
+    target.SetOrigin([float(v) for v in origin])
+    target.SetSpacing([dx, dy, dz])
     target.SetDirection(image.GetDirection())
     return sitk.Resample(sheared, target, sitk.Transform(), sitk.sitkLinear, fill,
                          image.GetPixelID())

@@ -536,6 +536,7 @@ class XrSession:
         import xr
 
         layers = []
+        keep = []  # depth infos referenced by pointer: alive until xrEndFrame returns
         if views is not None:
             proj_views = []
             for i, v in enumerate(views):
@@ -549,8 +550,7 @@ class XrSession:
                     info = xr.CompositionLayerDepthInfoKHR(
                         sub_image=xr.SwapchainSubImage(swapchain=sc.depth, image_rect=rect),
                         min_depth=0.0, max_depth=1.0, near_z=self.near, far_z=self.far)
-                    self._frame_keep = getattr(self, "_frame_keep", [])
-                    self._frame_keep.append(info)
+                    keep.append(info)
                     pv.next = ctypes.cast(ctypes.pointer(info), ctypes.c_void_p)
                 proj_views.append(pv)
             layer = xr.CompositionLayerProjection(space=self.space, views=proj_views)
@@ -558,7 +558,7 @@ class XrSession:
         xr.end_frame(self.session, xr.FrameEndInfo(
             display_time=frame_state.predicted_display_time,
             environment_blend_mode=xr.EnvironmentBlendMode.OPAQUE, layers=layers))
-        self._frame_keep = []
+        del keep
 
     # -- shutdown --------------------------------------------------------------------------------
     def close(self) -> None:

@@ -222,10 +222,17 @@ def load_series(series: Series, *, phase: str | None = None, allow_gaps: bool = 
     Returns
     -------
     Volume
+
+    Examples
+    --------
+    >>> result = scan("scans/cine")                            # doctest: +SKIP
+    >>> vol = load_series(result.series[0], phase="40%")       # doctest: +SKIP
+    >>> vol.phase["percent_rr"]                                # doctest: +SKIP
+    40.0
     """
     chosen, why = choose_phase(series.phases, phase)
-    if len(series.phases) > 1:
-        log.info("%s", why)
+    if len(series.phases) > 1:  # the default choice is news to the user: say it loudly
+        (log.info if phase is not None else log.warning)("series #%d: %s", series.index, why)
     geo = series_geometry(chosen.frames)
     _check_geometry(series, geo, allow_gaps=allow_gaps)
     frames = [chosen.frames[i] for i in geo.order]

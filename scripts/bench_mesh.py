@@ -35,6 +35,7 @@ os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
 
 import fast_simplification  # noqa: E402
 import numpy as np  # noqa: E402
+import pyvista as pv  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 from skimage.measure import marching_cubes  # noqa: E402
 from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E402
@@ -43,7 +44,7 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData  # noqa: E40
 
 from cardioplan.labels import LABELS  # noqa: E402
 from cardioplan.mesh import build_surfaces, mesh_quality  # noqa: E402
-from cardioplan.mesh.geometry import edge_topology, enclosed_volume, mask_bbox  # noqa: E402
+from cardioplan.mesh.geometry import mask_bbox  # noqa: E402
 from cardioplan.mesh.select import label_counts  # noqa: E402
 from cardioplan.mesh.surfaces import SMOOTHING, TARGETS, _smooth  # noqa: E402
 
@@ -100,9 +101,11 @@ def baseline_pipeline(labels: sitk.Image, shares: dict[str, int], *,
     out = {}
     for name in STRUCTURES:
         mask = arr == LABELS.value_of(name)
+        origin = np.asarray(labels.GetOrigin())  # identity direction in this benchmark
         if crop:
             lo, hi = mask_bbox(mask)
             volume = np.pad(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], 1)
+            origin = origin + (np.asarray(lo[::-1]) - 1) * labels.GetSpacing()
         else:
             volume = mask
         verts, faces, _, _ = marching_cubes(volume.astype(np.uint8), 0.5, spacing=spacing)
@@ -111,11 +114,11 @@ def baseline_pipeline(labels: sitk.Image, shares: dict[str, int], *,
         if len(faces) > shares[name]:
             verts, faces = fast_simplification.simplify(verts, faces.astype(np.int32),
                                                         target_count=shares[name])
-        topo = edge_topology(faces)
-        voxel_ml = mask.sum() * np.prod(spacing) / 1000
-        volume = abs(enclosed_volume(np.asarray(verts), np.asarray(faces))) / 1000
-        out[name] = {"triangles": len(faces), "watertight": topo["watertight"],
-                     "volume_difference_pct": 100 * (volume / voxel_ml - 1)}
+        # the same check; marching cubes works in (z, y, x) index order: mirror to (x, y, z)
+        surface = pv.PolyData.from_regular_faces(np.asarray(verts)[:, ::-1] + origin,
+                                                 np.asarray(faces))
+        out[name] = mesh_quality(surface, labels, LABELS.value_of(name), distances=False,
+                                 voxel_count=int(np.count_nonzero(mask)))
     return out
 
 

@@ -709,6 +709,8 @@ def _series_key(ds: Dataset) -> tuple[Any, ...]:
 
 def _make_series(ds: Dataset, frames: list[Frame], *, multiframe: bool) -> Series:
     number = _get(ds, "SeriesNumber")
+    if isinstance(number, list):  # a malformed multi-valued IS
+        number = number[0]
     s = Series(
         index=0,
         study_uid=str(_get(ds, "StudyInstanceUID", "") or ""),
@@ -716,7 +718,7 @@ def _make_series(ds: Dataset, frames: list[Frame], *, multiframe: bool) -> Serie
         frame_of_reference_uid=str(_get(ds, "FrameOfReferenceUID", "") or ""),
         modality=str(_get(ds, "Modality", "") or "OT"),
         description=str(_get(ds, "SeriesDescription", "") or ""),
-        series_number=int(number) if number not in (None, "") else None,
+        series_number=_int(number),
         sop_class_uid=_sop_class(ds),
         frames=_dedupe(frames),
         study_description=str(_get(ds, "StudyDescription", "") or ""),

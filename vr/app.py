@@ -301,6 +301,8 @@ class VrApp:
         self._colors: dict[str, tuple[int, int, int]] = {}
         self._mesh_data: dict[str, tuple[NDArray[np.float32], NDArray[np.uint32]]] = {}
         self._mirror_due = 0.0
+        self._mirror_pixels: NDArray[np.uint8] | None = None
+        self._menu_cache: tuple[Any, NDArray[np.uint8]] | None = None
         self._last_saved_pose: Any = None
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -449,8 +451,8 @@ class VrApp:
             st.exit_reason = xs.lifecycle.exit_reason
             if xs.input is not None:
                 st.controllers = dict(xs.input.current_profiles)
-            self._save_pose(writer, force=True)
-            self._write_mirror(force=True)
+            self._save_pose(writer)
+            self._write_mirror()
             if self.renderer is not None:
                 xs.gl.make_current()
                 ctx = self.renderer.ctx
@@ -598,8 +600,7 @@ class VrApp:
             return None
         buttons = it.menu_buttons()
         key = menu_key(buttons, it.state.menu_hover, it.state.status)
-        cached = getattr(self, "_menu_cache", None)
-        if cached is None or cached[0] != key:
+        if self._menu_cache is None or self._menu_cache[0] != key:
             self._menu_cache = (key, menu_image(buttons, hover=it.state.menu_hover,
                                                 status=it.state.status))
         return MenuImage(menu_pose(left), MENU_SIZE_M, self._menu_cache[1], key)
@@ -634,12 +635,12 @@ class VrApp:
         if glfw.window_should_close(window):
             xs.request_exit()
 
-    def _write_mirror(self, force: bool = False) -> None:
+    def _write_mirror(self) -> None:
         from PIL import Image
 
         from cardioplan.fileio import atomic_path
 
-        pixels = getattr(self, "_mirror_pixels", None)
+        pixels = self._mirror_pixels
         path = self.options.mirror
         if pixels is None or not path or path == "window":
             return
@@ -647,11 +648,12 @@ class VrApp:
             Image.fromarray(pixels[:, :, :3]).save(tmp, format="PNG")
 
     # -- shutdown --------------------------------------------------------------------------------
-    def _save_pose(self, writer: _PlanWriter, *, force: bool) -> None:
+    def _save_pose(self, writer: _PlanWriter) -> None:
+        """Queue the model pose when the user moved the model since it was last saved."""
         it = self.interaction
         if it is None or it.plan.model_pose is None:
             return
-        if force and it.plan.model_pose != self._last_saved_pose:
+        if it.plan.model_pose != self._last_saved_pose:
             writer.put([PlanChange("model_pose", it.plan.model_pose.to_json())])
             self._last_saved_pose = it.plan.model_pose
 

@@ -964,7 +964,7 @@ def _int(v: Any) -> int | None:
     if v is None or v == "":
         return None
     try:
-        return int(v)
+        return int(float(v))  # IS values such as "12.0" occur in the wild
     except (TypeError, ValueError):
         return None
 

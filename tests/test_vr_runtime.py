@@ -165,7 +165,7 @@ def test_headless_session_reaches_focused_and_exits_cleanly(simulated):
 
 @needs_runtime
 def test_gl_session_draws_the_heart_where_the_view_puts_it_and_a_cut_plane_removes_one_side(
-        simulated, case):
+        simulated, case, tmp_path):
     events = {}
 
     def on_frame(app, i):
@@ -183,7 +183,8 @@ def test_gl_session_draws_the_heart_where_the_view_puts_it_and_a_cut_plane_remov
             else:
                 app.capture = True
 
-    app, stats = run_app(case, frames=14, on_frame=on_frame)
+    mirror = tmp_path / "spectator.png"
+    app, stats = run_app(case, frames=14, on_frame=on_frame, mirror=str(mirror))
     assert stats.frames == 14 and stats.error is None
     assert stats.color_format == "0x8c43"  # GL_SRGB8_ALPHA8, chosen explicitly
     assert stats.depth_format is not None  # depth layers submitted
@@ -202,6 +203,13 @@ def test_gl_session_draws_the_heart_where_the_view_puts_it_and_a_cut_plane_remov
         assert is_aorta(patch(px2, *ao2))
     # the two eyes see the model with a disparity (stereo)
     assert project(before[0], LV_CENTRE)[0] != project(before[1], LV_CENTRE)[0]
+    # the spectator mirror (headless: a PNG of the left eye) shows the aorta, not the cut LV
+    from PIL import Image
+
+    shot = np.asarray(Image.open(mirror).convert("RGB")).astype(int)
+    assert shot.shape == after[0]["pixels"].shape[:2] + (3,)
+    magenta = (shot[..., 0] > shot[..., 1] + 60) & (shot[..., 2] > shot[..., 1] + 30)
+    assert magenta.sum() > 20
 
 
 @needs_runtime

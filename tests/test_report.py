@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from PIL import Image
-from viewer_helpers import color_mask, make_phantom_case
+from viewer_helpers import centroid, color_mask, exact_color_mask, make_phantom_case
 
 from cardioplan.case import Case
 from cardioplan.cli import main
@@ -109,7 +109,8 @@ def test_report_has_no_patient_identifiers(tmp_path: Path) -> None:
         # leave out base64 images and data, where any 3 letters may appear by chance
         text = re.sub(r"[A-Za-z0-9+/=]{200,}", "", text).upper()
         for secret in ("DOE", "JANE", "MRN987654", "19700101", str(tmp_path).upper()):
-            assert secret not in text, f"{secret} leaked into {page.name}"
+            assert not re.search(rf"\b{re.escape(secret)}\b", text), \
+                f"{secret} leaked into {page.name}"
 
 
 def test_report_cli_with_a_reference_in_another_label_convention(case: Case,
@@ -157,6 +158,26 @@ def test_montage_slices_cover_the_labelled_region(case: Case) -> None:
     rgb = montage(image, labels, "coronal", count=3, window=(-200, 600), tile=100)
     assert rgb.shape == (100, 300, 3)
     assert (np.abs(rgb.astype(int) - LABELS["aorta"].color).max(-1) < 10).any()
+
+
+def test_montage_mesh_cut_lines_lie_on_the_label_outlines(case: Case) -> None:
+    from cardioplan.mesh import read_case_meshes
+
+    labels = to_lps(case.read_labels())
+    image = to_lps(case.read_image())
+    lv = read_case_meshes(case, structures=["left_ventricle"])
+    color = LABELS["left_ventricle"].color
+    tint = [round(0.4 * c + 0.6 * 255) for c in color]
+    for orientation in ("axial", "coronal", "sagittal"):
+        plain = montage(image, labels, orientation, count=1, window=(-200, 600), tile=240)
+        lined = montage(image, labels, orientation, count=1, window=(-200, 600), tile=240,
+                        meshes={"left_ventricle": (lv["left_ventricle"], color)})
+        assert exact_color_mask(plain, tint, tol=2).sum() == 0
+        lines = exact_color_mask(lined, tint, tol=2)
+        outline = exact_color_mask(plain, color, tol=0)
+        assert lines.sum() > 30, orientation
+        gap = np.hypot(*np.subtract(centroid(lines), centroid(outline)))
+        assert gap < 5, (orientation, gap)  # tile pixels (about 1.3 per mm here)
 
 
 def test_web_surfaces_keep_names_colours_and_budget(case: Case) -> None:

@@ -29,6 +29,7 @@ from cardioplan.viewer.interaction import (
 )
 from cardioplan.viewer.slices import (
     SliceSpec,
+    display_coords,
     label_outline,
     oriented_size,
     parse_slice_spec,
@@ -131,6 +132,10 @@ def test_slices_are_displayed_radiologically_whatever_the_file_direction(directi
         tl, tr, bl = slice_corners(lps, orientation, index)
         p = tl + (tr - tl) * cols[0] / (w - 1) + (bl - tl) * rows[0] / (h - 1)
         assert p == pytest.approx(marker, abs=1e-6)
+        # and physical points map back to the picture (as mesh cut lines are drawn)
+        xy = display_coords(lps, orientation, np.array([marker, tl, tr, bl]))
+        expected = np.array([[cols[0], rows[0]], [0, 0], [w - 1, 0], [0, h - 1]], float)
+        np.testing.assert_allclose(xy, expected, atol=1e-6)
 
 
 def test_label_outlines_are_drawn_in_label_colours() -> None:

@@ -268,8 +268,9 @@ def _montages(data: SceneData, count: int) -> list[tuple[str, str]]:
     if labels is not None and labels.GetSize() != data.image.GetSize():
         log.warning("the label map is not on the image grid; montages show the scan only")
         labels = None
+    meshes = {name: (data.meshes[name], structure_color(name)) for name in data.structures}
     return [(o.capitalize(), _png_data_uri(montage(data.image, labels, o, count=count,
-                                                   window=window)))
+                                                   window=window, meshes=meshes)))
             for o in ORIENTATIONS]
 
 
@@ -357,7 +358,9 @@ def build_report(case: Case, out_dir: str | Path | None = None, *,
         + '<div class="grid">' + "".join(_figure(u, c) for c, u in figures) + "</div>",
     ]
     if montages:
-        sections.append("<h2>Slices with label outlines</h2>" + "".join(
+        sections.append("<h2>Slices with label outlines</h2><p>Pixel outlines: the label map; "
+                        "thin lighter lines: where each mesh cuts the slice.  Where they part, "
+                        "the surface does not follow the segmentation.</p>" + "".join(
             f"<h3>{c}</h3><img class=\"montage\" src=\"{u}\" alt=\"{c} montage\">"
             for c, u in montages))
     sections.append("<h2>Plan</h2>" + plan_html(plan))

@@ -1,8 +1,11 @@
-"""Slice montages with label outlines for the report (pure: images in, RGB arrays out).
+"""Slice montages with label outlines for the report (images and surfaces in, RGB arrays out).
 
 Each montage shows evenly spaced slices of one orientation across the labelled region (the
 whole scan without labels), in the radiological convention of
 :mod:`cardioplan.viewer.slices`, with orientation letters and the slice index on every tile.
+Given the surfaces, each tile also shows where every mesh cuts the slice, as a line in a
+lighter tint of the structure's colour over the label outline: where the two part, the mesh
+does not follow the segmentation.
 
 Examples
 --------
@@ -14,12 +17,20 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
 
-from cardioplan.viewer.slices import Orientation, slice_count, slice_rgb
+from cardioplan.viewer.inset import slice_plane
+from cardioplan.viewer.slices import (
+    Orientation,
+    SliceSpec,
+    display_coords,
+    slice_count,
+    slice_rgb,
+)
 
 __all__ = ["montage_indices", "montage", "ORIENTATION_LETTERS"]
 
@@ -39,7 +50,7 @@ def montage_indices(labels: sitk.Image | None, orientation: Orientation, n_slice
     Examples
     --------
     >>> montage_indices(None, "axial", 100, count=4)
-    [20, 40, 60, 80]
+    [20, 40, 59, 79]
     """
     lo, hi = 0, n_slices - 1
     if labels is not None:
@@ -53,17 +64,51 @@ def montage_indices(labels: sitk.Image | None, orientation: Orientation, n_slice
     return sorted({int(round(p)) for p in positions})
 
 
-def _upscale(rgb: np.ndarray, tile: int) -> np.ndarray:
-    """Nearest-neighbour upscaling (keeps outlines crisp), then pad to ``tile`` x ``tile``."""
+def _upscale(rgb: np.ndarray, tile: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Nearest-neighbour upscaling (keeps outlines crisp), then pad to ``tile`` x ``tile``.
+
+    Returns the tile, the scale (tile pixels per picture pixel) and the padding offset."""
     from PIL import Image
 
     h, w = rgb.shape[:2]
-    scale = tile / max(h, w)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    size = (max(1, round(w * tile / max(h, w))), max(1, round(h * tile / max(h, w))))
     img = Image.fromarray(rgb).resize(size, Image.NEAREST)
     canvas = Image.new("RGB", (tile, tile), (0, 0, 0))
-    canvas.paste(img, ((tile - size[0]) // 2, (tile - size[1]) // 2))
-    return np.asarray(canvas)
+    offset = ((tile - size[0]) // 2, (tile - size[1]) // 2)
+    canvas.paste(img, offset)
+    return np.asarray(canvas), size[0] / w, offset
+
+
+def _segments(lines: Any) -> np.ndarray:
+    """Point index pairs of every segment of a PolyData's (poly)lines."""
+    cells = np.asarray(lines.lines)
+    pairs, i = [], 0
+    while i < len(cells):
+        n = int(cells[i])
+        ids = cells[i + 1:i + 1 + n]
+        pairs += list(zip(ids[:-1], ids[1:], strict=True))
+        i += n + 1
+    return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def _draw_cut_lines(tile_rgb: np.ndarray, image: sitk.Image, orientation: Orientation,
+                    index: int, meshes: Mapping[str, tuple[Any, Sequence[int]]],
+                    scale: float, offset: tuple[int, int]) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    origin, normal = slice_plane(image, SliceSpec(orientation, index))
+    img = Image.fromarray(tile_rgb)
+    draw = ImageDraw.Draw(img)
+    for surface, color in meshes.values():
+        lines = surface.slice(normal=normal, origin=origin)
+        if lines.n_points == 0:
+            continue
+        xy = display_coords(image, orientation, np.asarray(lines.points))
+        xy = (xy + 0.5) * scale + np.asarray(offset)
+        tint = tuple(int(round(0.4 * c + 0.6 * 255)) for c in color)
+        for a, b in _segments(lines):
+            draw.line([tuple(xy[a]), tuple(xy[b])], fill=tint, width=1)
+    return np.asarray(img)
 
 
 def _annotate(tile_rgb: np.ndarray, orientation: str, index: int) -> np.ndarray:
@@ -84,7 +129,8 @@ def _annotate(tile_rgb: np.ndarray, orientation: str, index: int) -> np.ndarray:
 
 def montage(image: sitk.Image, labels: sitk.Image | None, orientation: Orientation, *,
             count: int = 6, window: tuple[float, float], tile: int = 220,
-            structures: Sequence[str] | None = None) -> np.ndarray:
+            structures: Sequence[str] | None = None,
+            meshes: Mapping[str, tuple[Any, Sequence[int]]] | None = None) -> np.ndarray:
     """A row of ``count`` slices (each ``tile`` pixels square) with label outlines.
 
     Parameters
@@ -100,9 +146,15 @@ def montage(image: sitk.Image, labels: sitk.Image | None, orientation: Orientati
         Tile size in pixels.
     structures : list of str, optional
         Outline only these structures.
+    meshes : dict, optional
+        Structure -> (surface in LPS mm, RGB 0..255): draw where each surface cuts the slice.
     """
     indices = montage_indices(labels, orientation, slice_count(image, orientation), count=count)
-    tiles = [_annotate(_upscale(slice_rgb(image, labels, orientation, i, window=window,
-                                          structures=structures), tile), orientation, i)
-             for i in indices]
+    tiles = []
+    for i in indices:
+        picture = slice_rgb(image, labels, orientation, i, window=window, structures=structures)
+        tile_rgb, scale, offset = _upscale(picture, tile)
+        if meshes:
+            tile_rgb = _draw_cut_lines(tile_rgb, image, orientation, i, meshes, scale, offset)
+        tiles.append(_annotate(tile_rgb, orientation, i))
     return np.concatenate(tiles, axis=1)

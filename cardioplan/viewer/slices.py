@@ -34,8 +34,8 @@ from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
 
 __all__ = ["Orientation", "ORIENTATIONS", "to_lps", "slice_count", "default_window",
-           "slice_index_of_point", "oriented_size", "slice_rgb", "label_outline", "slice_corners",
-           "SliceSpec", "parse_slice_spec"]
+           "slice_index_of_point", "oriented_size", "display_coords", "slice_rgb",
+           "label_outline", "slice_corners", "SliceSpec", "parse_slice_spec"]
 
 Orientation = Literal["axial", "coronal", "sagittal"]
 ORIENTATIONS: tuple[Orientation, ...] = ("axial", "coronal", "sagittal")
@@ -111,6 +111,29 @@ def _take(arr: np.ndarray, orientation: Orientation, index: int) -> np.ndarray:
     if orientation == "coronal":
         return arr[::-1, index, :]         # rows: superior->inferior, cols: right->left
     return arr[::-1, :, index]             # rows: superior->inferior, cols: anterior->posterior
+
+
+def display_coords(image: sitk.Image, orientation: Orientation,
+                   points: np.ndarray) -> np.ndarray:
+    """Picture coordinates ``(column, row)`` (pixel centres at integers) of physical points
+    (LPS mm, shape (n, 3)) in the pictures of :func:`slice_rgb` of the LPS-oriented ``image``.
+
+    Examples
+    --------
+    >>> img = sitk.Image([8, 6, 4], sitk.sitkInt16)
+    >>> display_coords(img, "coronal", np.array([[2.0, 1.0, 0.0]])).tolist()  # bottom row
+    [[2.0, 3.0]]
+    """
+    orientation = _check(orientation)
+    pts = np.asarray(points, float).reshape(-1, 3)
+    d = np.asarray(image.GetDirection(), float).reshape(3, 3) * np.asarray(image.GetSpacing())
+    ijk = np.linalg.solve(d, (pts - np.asarray(image.GetOrigin())).T).T
+    nz = image.GetSize()[2]
+    if orientation == "axial":
+        return np.stack([ijk[:, 0], ijk[:, 1]], axis=1)
+    if orientation == "coronal":
+        return np.stack([ijk[:, 0], nz - 1 - ijk[:, 2]], axis=1)
+    return np.stack([ijk[:, 1], nz - 1 - ijk[:, 2]], axis=1)
 
 
 def label_outline(labels2d: np.ndarray) -> np.ndarray:

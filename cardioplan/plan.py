@@ -687,7 +687,11 @@ def plan_path_of(case_or_path: Any) -> Path:
     if hasattr(case_or_path, "plan_path"):
         return Path(case_or_path.plan_path)
     p = Path(case_or_path)
-    return p / PLAN_FILE if p.is_dir() else p
+    if p.is_dir():
+        return p / PLAN_FILE
+    if p.suffix.lower() != ".json":
+        raise CaseError(f"case folder not found: {p}; give a case folder or a plan .json file")
+    return p
 
 
 def backup_plan(path: str | os.PathLike[str]) -> Path:

@@ -136,6 +136,12 @@ def test_missing_plan_is_empty_and_first_edit_creates_it(tmp_path: Path) -> None
     assert load_plan(tmp_path).display_of("left_ventricle").visible  # default
 
 
+def test_a_missing_case_folder_is_an_error_not_a_new_file(tmp_path: Path) -> None:
+    with pytest.raises(CaseError, match="case folder not found"):
+        edit_plan(tmp_path / "no_such_case", lambda p: p.add_landmark((0, 0, 0)))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failed_change_writes_nothing(tmp_path: Path) -> None:
     edit_plan(tmp_path, lambda p: p.add_landmark((0, 0, 0), name="keep"))
     before = (tmp_path / "plan.json").read_bytes()

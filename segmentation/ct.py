@@ -58,6 +58,10 @@ MIN_LUNG_FRACTION = 0.04
 """The heart lies between the lungs: at least this fraction of air within the search radius."""
 MIN_HEART_ML = 5.0
 
+_JUNCTIONS = (("right_atrium", "superior_vena_cava"), ("right_atrium", "inferior_vena_cava"),
+              ("left_ventricle", "aorta"))
+"""Chamber -> vessel openings without a clear narrowing (see :func:`_vessel_junctions`)."""
+
 # expected direction (LPS) of each chamber's centre from the heart centre, situs solitus
 _CHAMBER_DIRECTIONS = {
     "left_ventricle": (0.75, -0.25, -0.45),
@@ -128,6 +132,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     regions, names = _regions(heart_blood, dist, work, chambers,
                               {k: v for k, v in points.items() if k not in CHAMBERS})
     labels_work = _label_regions(regions, names, dist, work)
+    _vessel_junctions(labels_work, dist, work)
+    myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.45 * r_lv, 4.0, 12.0))
@@ -136,7 +142,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     expected = [n for n in (*CHAMBERS, "myocardium", "aorta", "pulmonary_artery")
                 if structures is None or n in structures]
     labels_work = clean_labels(labels_work, spacing=work.GetSpacing()[::-1], warnings=warnings,
-                               expected=expected)
+                               expected=expected, sigma_mm=0.6 * min(work.GetSpacing()))
     out = sitk.GetImageFromArray(_upsample(labels_work, roi, factors, image.GetSize()[::-1]))
     out.CopyInformation(image)
     if structures is not None:
@@ -147,6 +153,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "work_spacing_mm": [round(float(s), 3) for s in work.GetSpacing()],
         "blood_hu": round(float(blood_hu), 1),
         "threshold_hu": round(float(threshold), 1),
+        "myocardium_hu": round(float(myo_hu), 1),
         "wall_mm": round(wall_mm, 1),
         "chambers_from": source,
         "chambers": sorted(chambers),
@@ -666,6 +673,78 @@ def _necks(part_map: np.ndarray, dist: np.ndarray) -> dict[tuple[int, int], floa
     maxima = np.maximum.reduceat(values, starts)
     return {(int(c // big), int(c % big)): float(v)
             for c, v in zip(codes[starts], maxima, strict=True)}
+
+
+def _local_thickness(mask: np.ndarray, dist: np.ndarray, work: sitk.Image,
+                     radii: Sequence[float]) -> np.ndarray:
+    """Radius (mm) of the largest of ``radii`` whose ball fits in ``mask`` and covers the voxel
+    (a coarse local-thickness map: the opening spectrum of the blood pool)."""
+    out = np.zeros(mask.shape, np.float32)
+    for r in sorted(radii):
+        centres = dist >= r
+        if not centres.any():
+            break
+        covered = _distance(~centres, work) <= r
+        out[covered & mask] = r
+    return out
+
+
+def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) -> None:
+    """Hand the start of each vessel back from the chamber it leaves, in place.
+
+    Where a vein opens into the right atrium (or the aortic root into the outflow tract)
+    without a narrowing, the watershed puts the border somewhere along the tube.  (The
+    pulmonary trunk starts at a valve narrowing and is left to the watershed: the thin
+    infundibulum of the right ventricle would look like a tube here.)  Chamber voxels near the
+    vessel whose local thickness is no more than the vessel's (they lie in the tube, not in the
+    chamber's body) join the vessel.
+    """
+    present = {int(v) for v in np.unique(labels)}
+    pairs = [(LABELS.value_of(c), LABELS.value_of(v)) for c, v in _JUNCTIONS
+             if LABELS.value_of(c) in present and LABELS.value_of(v) in present]
+    pairs = [(c, v) for c, v in pairs
+             if (ndimage.binary_dilation(labels == v) & (labels == c)).any()]
+    if not pairs:
+        return
+    step = max(work.GetSpacing())
+    r_top = float(dist.max())
+    thickness = _local_thickness(labels > 0, dist, work,
+                                 np.arange(2 * step, r_top + step, step))
+    for c, v in pairs:
+        vessel = labels == v
+        r_v = float(np.percentile(dist[vessel], 99))
+        near = _distance(~vessel, work) <= 1.5 * r_v
+        thin = (labels == c) & near & (thickness <= r_v + 0.5 * step)
+        comps, n = ndimage.label(thin | vessel)
+        touching = np.unique(comps[vessel])
+        labels[thin & np.isin(comps, touching[touching > 0])] = v
+
+
+def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
+                       bone: np.ndarray, work: sitk.Image, *, threshold: float) -> float:
+    """Move each blood structure's boundary to half-way between its own blood and the wall.
+
+    The global threshold is low enough for the least opacified chamber; for each structure the
+    boundary that partial volume puts at the true edge is the midpoint between that structure's
+    median blood HU and the myocardium's.  Voxels below it leave the structure; neighbouring
+    voxels above it join (one voxel each way).  Returns the myocardium HU used.
+    """
+    blood = labels > 0
+    shell = ndimage.binary_dilation(blood, iterations=2) & ~ndimage.binary_dilation(blood)
+    soft = arr[shell & (arr > -30.0) & (arr < threshold)]
+    myo_hu = float(np.median(soft)) if soft.size > 100 else 100.0
+    deep_mm = 2.0 * max(work.GetSpacing())
+    for v in (int(v) for v in np.unique(labels) if v):
+        mask = labels == v
+        deep = mask & (dist >= deep_mm)
+        level = float(np.median(arr[deep])) if deep.sum() > 50 else float(np.median(arr[mask]))
+        cut = 0.5 * (level + myo_hu)
+        if cut <= threshold:
+            continue
+        labels[mask & (arr < cut)] = 0
+        grow = ndimage.binary_dilation(labels == v) & (labels == 0) & (arr >= cut) & ~bone
+        labels[grow] = v
+    return myo_hu
 
 
 def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work: sitk.Image,

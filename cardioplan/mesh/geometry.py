@@ -55,9 +55,10 @@ def enclosed_volume(points: np.ndarray, faces: np.ndarray, *,
     """
     if len(faces) == 0:
         return 0.0
+    a, b, c = _corners(points, faces)
     if centre is None:
-        centre = points.mean(axis=0)  # better conditioning far from the origin
-    a, b, c = _corners(points - centre, faces)
+        centre = a.mean(axis=0)  # better conditioning far from the origin
+    a, b, c = a - centre, b - centre, c - centre
     return float(np.einsum("ij,ij->", a, np.cross(b, c)) / 6.0)
 
 

@@ -327,7 +327,7 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
         raise InputError(f"{root} does not exist; check the path (a DICOM folder, DICOMDIR, or "
                          "a NIfTI/NRRD/MetaImage file)")
     files, dicomdir = _list_files(root)
-    headers: list[tuple[Path, Dataset, int | None]] = []
+    records: list[_FileRecord] = []
     non_dicom = 0
     unreadable: list[tuple[Path, str]] = []
     window = _PREFETCH_WINDOW if prefetch and _total_size(files) <= _PREFETCH_MAX_BYTES else 0
@@ -339,24 +339,18 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
             prefetch_file(files[i + window])
         try:
             ds, offset = _read_header(f)
+            records.append(_record(f, ds, offset))  # keeps plain data only, not the header
         except InvalidDicomError:
             non_dicom += 1
-            continue
         except Exception as exc:  # noqa: BLE001 - any parse failure means: skip this file
             reason = f"unreadable DICOM ({type(exc).__name__}: {str(exc)[:120]})"
             log.warning("skipping %s: %s", f, reason)
             unreadable.append((f, reason))
-            continue
-        if ds is None:
-            non_dicom += 1
-            continue
-        headers.append((f, ds, offset))
-    if not headers and not unreadable:
+    if not records and not unreadable:
         what = "is empty" if not files else f"holds {len(files)} files but none is DICOM"
         raise DicomError(f"{root} {what}; point to the folder holding the scan's DICOM "
                          "files (or a NIfTI/NRRD/MetaImage file)")
-    series, skipped, more_unreadable = _group(headers)
-    unreadable.extend(more_unreadable)
+    series, skipped = _group(records)
     return ScanResult(root=root, series=series, skipped=skipped, files_seen=len(files),
                       non_dicom=non_dicom, unreadable=unreadable, dicomdir=dicomdir)
 
@@ -618,38 +612,45 @@ def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:
 
 
 # -- grouping --------------------------------------------------------------------------------------
-def _group(headers: Iterable[tuple[Path, Dataset, int | None]]
-           ) -> tuple[list[Series], list[Skipped], list[tuple[Path, str]]]:
-    groups: dict[tuple[Any, ...], list[tuple[Path, Dataset, int | None]]] = defaultdict(list)
+@dataclass
+class _FileRecord:
+    """What the scan keeps of one file's header: plain data, so the headers can be freed."""
+
+    path: Path
+    key: tuple[Any, ...]
+    attrs: dict[str, Any]
+    frames: list[Frame]
+    skipped: Skipped | None = None
+
+
+def _record(path: Path, ds: Dataset, offset: int | None) -> _FileRecord:
+    reason = _skip_reason(ds)
+    attrs = _series_attrs(ds)
+    if reason:
+        return _FileRecord(path, (), attrs, [], Skipped(
+            path, reason, attrs["modality"], _sop_name(ds), attrs["series_uid"]))
+    attrs["multiframe"] = int(_get(ds, "NumberOfFrames", 1) or 1) > 1
+    return _FileRecord(path, _series_key(ds), attrs, _frames(path, ds, offset))
+
+
+def _group(records: Iterable[_FileRecord]) -> tuple[list[Series], list[Skipped]]:
+    groups: dict[tuple[Any, ...], list[_FileRecord]] = defaultdict(list)
     skipped: list[Skipped] = []
-    unreadable: list[tuple[Path, str]] = []
-    for path, ds, offset in headers:
-        reason = _skip_reason(ds)
-        if reason:
-            skipped.append(Skipped(path, reason, str(_get(ds, "Modality", "")),
-                                   _sop_name(ds), str(_get(ds, "SeriesInstanceUID", ""))))
-            continue
-        groups[_series_key(ds)].append((path, ds, offset))
-    series: list[Series] = []
-    for members in groups.values():
-        frames: list[Frame] = []
-        for path, ds, offset in members:
-            try:
-                frames.extend(_frames(path, ds, offset))
-            except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
-                reason = f"malformed header ({type(exc).__name__}: {str(exc)[:120]})"
-                log.warning("skipping %s: %s", path, reason)
-                unreadable.append((path, reason))
-        if frames:
-            series.append(_make_series(members[0][1], frames, multiframe=any(
-                int(_get(ds, "NumberOfFrames", 1) or 1) > 1 for _, ds, _ in members)))
+    for rec in records:
+        if rec.skipped is not None:
+            skipped.append(rec.skipped)
+        else:
+            groups[rec.key].append(rec)
+    series = [_make_series(members[0].attrs, [f for r in members for f in r.frames],
+                           multiframe=any(r.attrs["multiframe"] for r in members))
+              for members in groups.values()]
     series = _drop_scouts(series, skipped)
     series.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number
                                if s.series_number is not None else 1 << 30,
                                s.description, s.series_uid))
     for i, s in enumerate(series, start=1):
         s.index = i
-    return series, skipped, unreadable
+    return series, skipped
 
 
 def _skip_reason(ds: Dataset) -> str:
@@ -707,30 +708,45 @@ def _series_key(ds: Dataset) -> tuple[Any, ...]:
             str(_get(ds, "Modality", "")))
 
 
-def _make_series(ds: Dataset, frames: list[Frame], *, multiframe: bool) -> Series:
+def _series_attrs(ds: Dataset) -> dict[str, Any]:
     number = _get(ds, "SeriesNumber")
     if isinstance(number, list):  # a malformed multi-valued IS
         number = number[0]
+    return {
+        "study_uid": str(_get(ds, "StudyInstanceUID", "") or ""),
+        "series_uid": str(_get(ds, "SeriesInstanceUID", "") or "").strip(),
+        "frame_of_reference_uid": str(_get(ds, "FrameOfReferenceUID", "") or ""),
+        "modality": str(_get(ds, "Modality", "") or ""),
+        "description": str(_get(ds, "SeriesDescription", "") or ""),
+        "series_number": _int(number),
+        "sop_class_uid": _sop_class(ds),
+        "study_description": str(_get(ds, "StudyDescription", "") or ""),
+        "study_date": str(_get(ds, "StudyDate", "") or ""),
+        "patient": {"name": str(_get(ds, "PatientName", "") or ""),
+                    "id": str(_get(ds, "PatientID", "") or ""),
+                    "birth_date": str(_get(ds, "PatientBirthDate", "") or "")},
+    }
+
+
+def _make_series(attrs: dict[str, Any], frames: list[Frame], *, multiframe: bool) -> Series:
     s = Series(
         index=0,
-        study_uid=str(_get(ds, "StudyInstanceUID", "") or ""),
-        series_uid=str(_get(ds, "SeriesInstanceUID", "") or "").strip(),
-        frame_of_reference_uid=str(_get(ds, "FrameOfReferenceUID", "") or ""),
-        modality=str(_get(ds, "Modality", "") or "OT"),
-        description=str(_get(ds, "SeriesDescription", "") or ""),
-        series_number=_int(number),
-        sop_class_uid=_sop_class(ds),
+        study_uid=attrs["study_uid"],
+        series_uid=attrs["series_uid"],
+        frame_of_reference_uid=attrs["frame_of_reference_uid"],
+        modality=attrs["modality"] or "OT",
+        description=attrs["description"],
+        series_number=attrs["series_number"],
+        sop_class_uid=attrs["sop_class_uid"],
         frames=_dedupe(frames),
-        study_description=str(_get(ds, "StudyDescription", "") or ""),
-        study_date=str(_get(ds, "StudyDate", "") or ""),
+        study_description=attrs["study_description"],
+        study_date=attrs["study_date"],
         multiframe=multiframe,
-        patient={"name": str(_get(ds, "PatientName", "") or ""),
-                 "id": str(_get(ds, "PatientID", "") or ""),
-                 "birth_date": str(_get(ds, "PatientBirthDate", "") or "")},
+        patient=dict(attrs["patient"]),
     )
     if len(s.frames) < len(frames):
         s.notes.append(f"{len(frames) - len(s.frames)} duplicate file(s) of the same "
-                          "SOPInstanceUID ignored")
+                       "SOPInstanceUID ignored")
     _analyse(s)
     return s
 

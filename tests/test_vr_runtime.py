@@ -416,3 +416,82 @@ def test_both_grips_scale_the_model_by_the_change_in_hand_distance(remote, case)
     assert pose.scale == pytest.approx(0.5 / 0.2, rel=0.01)  # hands 20 cm -> 50 cm apart
     # scaled about the hands' midpoint (0, 1.4, -0.5): the model centre moved away from it
     assert pose.position == pytest.approx((0.0, 1.4 + 0.1 * 2.5, -0.5 - 0.1 * 2.5), abs=2e-3)
+
+
+@pytest.fixture(scope="module")
+def phantom_case(tmp_path_factory, sample_data):
+    """The bundled phantom's ground-truth labels, meshed to 20k triangles (software GL)."""
+    import SimpleITK as sitk
+
+    from cardioplan.case import Case
+    from cardioplan.mesh import mesh_case
+
+    path = tmp_path_factory.mktemp("phantom") / "case"
+    with Case.create(path):
+        pass
+    case = Case.open(path)
+    case.write_labels(sitk.ReadImage(str(sample_data / "phantom" / "labels.nii.gz")),
+                      produced_by="test")
+    mesh_case(case, budget=20_000)
+    return path
+
+
+@needs_runtime
+def test_phantom_heart_is_drawn_where_the_located_views_put_it(simulated, phantom_case):
+    from cardioplan.case import Case
+    from cardioplan.labels import LABELS
+    from cardioplan.mesh import read_case_meshes
+
+    meshes = read_case_meshes(Case.open(phantom_case))
+    pts = np.vstack([m.points for m in meshes.values()])
+    pivot = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    events = {}
+
+    def on_frame(app, i):
+        if i == 3:
+            app.capture = True
+        elif i == 4:
+            events["before"] = app.captured
+            edit_plan(phantom_case, lambda p: p.upsert_cut_plane(
+                CutPlane("sagittal", tuple(pivot), (1, 0, 0))), author="desktop")
+        elif i >= 5 and "after" not in events and app.interaction.active_cut_planes():
+            if app.captured and app.captured is not events["before"]:
+                events["after"] = app.captured
+            else:
+                app.capture = True
+
+    app, stats = run_app(phantom_case, frames=12, on_frame=on_frame)
+    assert stats.error is None and stats.triangles > 10_000
+    colours = {n: np.array(LABELS[n].color, float) for n in meshes}
+    for eye in (0, 1):
+        cap = events["before"][eye]
+        img = cap["pixels"][..., :3].astype(float)
+        h, w = img.shape[:2]
+        world = xrmath.transform_points(cap["model"], pts)
+        ndc, _ = xrmath.project_points(cap["proj"], cap["view"], world)
+        cols, rows = xrmath.ndc_to_pixels(ndc, w, h).T
+        rows = h - 1 - rows
+        c0, c1 = int(cols.min()) - 2, int(cols.max()) + 3
+        r0, r1 = int(rows.min()) - 2, int(rows.max()) + 3
+        assert 0 <= c0 < c1 <= w and 0 <= r0 < r1 <= h  # the heart is in view
+        inside = img[r0:r1, c0:c1].reshape(-1, 3)
+        heart = inside[inside.max(axis=1) > 70]
+        assert len(heart) > 0.3 * len(inside)  # the projected box is mostly heart
+        # several structures show in their label colours (chromaticity, whatever the shading)
+        chroma = heart / heart.sum(axis=1, keepdims=True)
+        seen = [n for n, c in colours.items()
+                if (np.linalg.norm(chroma - c / c.sum(), axis=1) < 0.04).mean() > 0.01]
+        assert len(seen) >= 4, seen
+        # outside the projected box only thin controller rays: almost nothing
+        outside = img.max(axis=2) > 70
+        outside[r0:r1, c0:c1] = False
+        assert outside.sum() < 0.02 * w * h
+        # the sagittal cut keeps patient-left (image right of the pivot): the left side empties
+        after = events["after"][eye]
+        a_img = after["pixels"][..., :3].max(axis=2) > 70
+        b_img = img.max(axis=2) > 70
+        pc, _pr = project(after, pivot)
+        left_before, left_after = b_img[r0:r1, c0:pc - 3].sum(), a_img[r0:r1, c0:pc - 3].sum()
+        right_before, right_after = b_img[r0:r1, pc + 3:c1].sum(), a_img[r0:r1, pc + 3:c1].sum()
+        assert left_after < 0.1 * left_before
+        assert right_after > 0.5 * right_before

@@ -375,3 +375,14 @@ def test_one_series_per_cardiac_phase_picks_mid_diastole(tmp_path):
     vol = load_volume(tmp_path)
     assert vol.description == "CTA 70%"
     assert "closest to mid-diastole" in vol.source["series_choice"]
+
+
+def test_float_image_round_trip_through_rescale(tmp_path):
+    """write_series picks a slope for non-integer data; the load gives float32 back."""
+    arr = np.random.default_rng(0).random((6, 16, 16)).astype(np.float32)
+    img = sitk.GetImageFromArray(arr)
+    files = write_ct(tmp_path / "mr", img, modality="MR")
+    assert float(pydicom.dcmread(files[0]).RescaleSlope) < 1e-4
+    vol = load_volume(tmp_path / "mr")
+    assert vol.image.GetPixelID() == sitk.sitkFloat32
+    np.testing.assert_allclose(sitk.GetArrayFromImage(vol.image), arr, atol=1e-4)

@@ -72,7 +72,7 @@ def make_uid(seed: str | None, *parts: object) -> UID:
 
 def write_series(image: sitk.Image, folder: str | os.PathLike[str], *, modality: str = "CT",
                  series_description: str = "", transfer_syntax: str = "explicit-le",
-                 rescale_intercept: float | None = None, rescale_slope: float = 1.0,
+                 rescale_intercept: float | None = None, rescale_slope: float | None = None,
                  series_number: int = 1, series_instance_uid: str | None = None,
                  study_instance_uid: str | None = None,
                  frame_of_reference_uid: str | None = None,
@@ -100,9 +100,11 @@ def write_series(image: sitk.Image, folder: str | os.PathLike[str], *, modality:
         One of :data:`TRANSFER_SYNTAXES`: ``"explicit-le"``, ``"implicit-le"``,
         ``"explicit-be"``, ``"rle"``, ``"jpeg2000-lossless"``, ``"jpeg2000"`` (lossy),
         ``"jpeg-ls-lossless"``, ``"jpeg-ls-near-lossless"``.
-    rescale_intercept, rescale_slope : float
-        Stored value = (value - intercept) / slope, rounded.  The default intercept is -1024
-        for CT (stored values then fit uint16 for HU >= -1024) and 0 otherwise.
+    rescale_intercept, rescale_slope : float, optional
+        Stored value = (value - intercept) / slope, rounded.  Defaults: slope 1 and intercept
+        -1024 for CT (stored values then fit uint16 for HU >= -1024), 0 otherwise; for
+        non-integer values (e.g. a normalised MR) the intercept is the minimum and the slope
+        spreads the range over 0..65535.
     series_number : int
         SeriesNumber (0020,0011).
     series_instance_uid, study_instance_uid, frame_of_reference_uid : str, optional
@@ -137,10 +139,10 @@ def write_series(image: sitk.Image, folder: str | os.PathLike[str], *, modality:
     >>> len(files)                                                  # doctest: +SKIP
     20
     """
-    syntax = _check_args(image, transfer_syntax, rescale_slope)
     arr = sitk.GetArrayViewFromImage(image)
-    if rescale_intercept is None:
-        rescale_intercept = -1024.0 if modality == "CT" else 0.0
+    rescale_intercept, rescale_slope = _default_rescale(arr, modality, rescale_intercept,
+                                                        rescale_slope)
+    syntax = _check_args(image, transfer_syntax, rescale_slope)
     stored, signed = _stored_values(arr, rescale_intercept, rescale_slope)
     uids = {
         "StudyInstanceUID": study_instance_uid,
@@ -191,6 +193,21 @@ def _check_args(image: sitk.Image, transfer_syntax: str, slope: float) -> UID:
     if slope == 0:
         raise InputError("rescale_slope must not be 0")
     return TRANSFER_SYNTAXES[transfer_syntax]
+
+
+def _default_rescale(arr: np.ndarray, modality: str, intercept: float | None,
+                     slope: float | None) -> tuple[float, float]:
+    """Intercept -1024 for CT (else 0) and slope 1, unless the values are not integers: then
+    the slope spreads them over 0..65535 so that they survive the round trip to integers."""
+    integral = np.issubdtype(arr.dtype, np.integer) or bool(np.all(np.mod(arr, 1) == 0))
+    if slope is None and not integral and arr.size:
+        lo, hi = float(arr.min()), float(arr.max())
+        if intercept is None:
+            intercept = lo
+        slope = max(hi - intercept, abs(lo - intercept), 1e-12) / 65535.0
+    if intercept is None:
+        intercept = -1024.0 if modality == "CT" else 0.0
+    return float(intercept), float(slope if slope is not None else 1.0)
 
 
 def _stored_values(arr: np.ndarray, intercept: float, slope: float) -> tuple[np.ndarray, bool]:

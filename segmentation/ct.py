@@ -707,12 +707,12 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     if not pairs:
         return
     step = max(work.GetSpacing())
-    r_top = float(dist.max())
-    thickness = _local_thickness(labels > 0, dist, work,
-                                 np.arange(2 * step, r_top + step, step))
+    r_vessel = {v: float(np.percentile(dist[labels == v], 99)) for _, v in pairs}
+    thickness = _local_thickness(labels > 0, dist, work, np.arange(
+        2 * step, max(r_vessel.values()) + 1.5 * step, step))
     for c, v in pairs:
         vessel = labels == v
-        r_v = float(np.percentile(dist[vessel], 99))
+        r_v = r_vessel[v]
         near = _distance(~vessel, work) <= 1.5 * r_v
         thin = (labels == c) & near & (thickness <= r_v + 0.5 * step)
         comps, n = ndimage.label(thin | vessel)

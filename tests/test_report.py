@@ -69,7 +69,28 @@ def test_report_holds_the_numbers(case: Case, report: Path) -> None:
     validation = text[text.index("<h2>Validation</h2>"):]
     assert validation.count("<td>1.000</td>") == len(case.structures)
     assert "80 &times; 80 &times; 65" in text and "2 &times; 2 &times; 2" in text
+    summary = text[text.index('<div class="summary">'):text.index("<h2>Scan</h2>")]
+    n = len(case.structures)
+    watertight = sum(info["mesh"]["watertight"] for info in case.structures.values())
+    assert f"{n} structures" in summary and f"{watertight} of {n} watertight" in summary
+    assert "mean Dice 1.000" in summary
     assert case.files["report"]["path"] == "report/index.html"
+
+
+def test_review_summary_puts_problems_first() -> None:
+    from cardioplan.report.build import review_summary
+
+    rows = [{"display": "Aorta", "watertight": True, "mean_distance_mm": 0.3, "triangles": 100},
+            {"display": "Left atrium", "watertight": True, "mean_distance_mm": 1.7,
+             "triangles": 50}]
+    metrics = {"aorta": {"dice": 0.95}, "left_atrium": {"dice": 0.62},
+               "pulmonary_artery": {"dice": float("nan")}}
+    lines = review_summary(rows, metrics)
+    assert lines[0].startswith('<span class="bad">Meshes more than 1 mm') and "Left atrium" in \
+        lines[0]
+    assert "Dice below 0.80: Left atrium" in lines[1]
+    assert "mean Dice 0.785 over 2 structures (lowest 0.620)" in lines[2]
+    assert lines[-1] == "2 structures, 150 triangles; 2 of 2 watertight"
 
 
 def test_report_is_self_contained(report: Path) -> None:

@@ -131,6 +131,44 @@ def structure_rows(case: Case, names: Sequence[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def review_summary(rows: Sequence[Mapping[str, Any]],
+                   metrics: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
+    """One-line findings for the top of the report: mesh checks and agreement with the
+    reference.  Problems come first and are marked, so a reviewer sees them at once.
+
+    Examples
+    --------
+    >>> review_summary([{"display": "Aorta", "watertight": False, "mean_distance_mm": 0.3,
+    ...                  "triangles": 10}], None)[0]
+    '<span class="bad">Not watertight: Aorta</span> (3D printing needs closed surfaces)'
+    """
+    lines = []
+    leaky = [r["display"] for r in rows if r.get("watertight") is False]
+    if leaky:
+        lines.append(f'<span class="bad">Not watertight: {_e(", ".join(leaky))}</span> '
+                     "(3D printing needs closed surfaces)")
+    far = [r["display"] for r in rows if (r.get("mean_distance_mm") or 0) > 1.0]
+    if far:
+        lines.append(f'<span class="bad">Meshes more than 1 mm from their labels on average: '
+                     f"{_e(', '.join(far))}</span>")
+    if metrics:
+        low = [display_name(n) for n, m in metrics.items()
+               if m.get("dice") is not None and math.isfinite(m["dice"]) and m["dice"] < 0.8]
+        if low:
+            lines.append(f'<span class="bad">Dice below 0.80: {_e(", ".join(low))}</span>')
+        dice = [m["dice"] for m in metrics.values()
+                if m.get("dice") is not None and math.isfinite(m["dice"])]
+        if dice:
+            lines.append(f"Agreement with the reference: mean Dice {np.mean(dice):.3f} over "
+                         f"{len(dice)} structures (lowest {min(dice):.3f})")
+    total = sum(int(r.get("triangles") or 0) for r in rows)
+    checked = [r for r in rows if r.get("watertight") is not None]
+    lines.append(f"{len(rows)} structures, {total:,} triangles"
+                 + (f"; {sum(bool(r['watertight']) for r in checked)} of {len(checked)} "
+                    "watertight" if checked else ""))
+    return lines
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], *, cls: str = "") -> str:
     head = "".join(f"<th>{h}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
@@ -218,6 +256,8 @@ th { background: #f6f6f6; }
 .swatch { display: inline-block; width: 12px; height: 12px; border-radius: 2px;
           vertical-align: -1px; border: 1px solid #0003; }
 .ok { color: #1a7f37; } .bad { color: #c62828; font-weight: bold; }
+.summary { background: #f4f7fb; border-left: 4px solid #2758c6; padding: 8px 14px;
+           margin-top: 14px; } .summary ul { margin: 4px 0; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(270px, 1fr));
         gap: 10px; }
 figure { margin: 0; } figure img { width: 100%; border-radius: 4px; display: block; }
@@ -346,11 +386,14 @@ def build_report(case: Case, out_dir: str | Path | None = None, *,
     figures = _render_snapshots(data, plan, views, size)
     montages = _montages(data, montage_slices)
     title = f"CardioPlan review &ndash; case {_e(case.case_id)}"
+    rows = structure_rows(case, data.structures)
+    summary = "".join(f"<li>{line}</li>" for line in review_summary(rows, metrics))
     sections = [
         f"<h1>{title}</h1><p class=\"muted\">Generated {_e(utc_now())} by CardioPlan "
         f"{_e(__version__)}.  No patient identifiers are included.</p>",
+        f'<div class="summary"><b>Summary</b><ul>{summary}</ul></div>',
         "<h2>Scan</h2>" + _table(["", ""], scan_summary(case)),
-        "<h2>Structures</h2>" + structures_html(structure_rows(case, data.structures)),
+        "<h2>Structures</h2>" + structures_html(rows),
         "<h2>3D views</h2>"
         + ('<p><a class="button" href="model.html">Open the interactive 3D model</a> '
            "(opens offline in any browser: rotate, zoom, show/hide structures)</p>"
@@ -370,7 +413,7 @@ def build_report(case: Case, out_dir: str | Path | None = None, *,
                     "LABELS</code> adds Dice, HD95 and ASSD per structure).</p>"))
     legend = "".join(f"<span>{_swatch(LABELS[n].color)} {_e(display_name(n))}</span> "
                      for n in data.structures if n in LABELS)
-    sections.insert(3, f"<p>{legend}</p>")
+    sections.insert(4, f"<p>{legend}</p>")
     page = ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"generator\" content=\"{GENERATOR} {_e(__version__)}\">"
             f"<title>CardioPlan review - case {_e(case.case_id)}</title>"

@@ -148,3 +148,15 @@ def write_enhanced_4d(path: Path, *, phases: tuple[float, ...] = (10.0, 40.0, 70
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return stack
+
+
+def write_dicomdir(files: list[Path], folder: Path) -> Path:
+    """Copy ``files`` into a DICOM File-set with a DICOMDIR (pydicom's FileSet)."""
+    from pydicom.fileset import FileSet
+
+    fs = FileSet()
+    for f in files:
+        fs.add(f)
+    fs.write(folder)
+    fs._stage["t"].cleanup()  # FileSet keeps a staging TemporaryDirectory; remove it now
+    return folder / "DICOMDIR"

@@ -8,8 +8,7 @@ import shutil
 import numpy as np
 import pydicom
 import pytest
-from _dicom_synth import SIZE, ct_image, edit, write_4d, write_ct
-from pydicom.fileset import FileSet
+from _dicom_synth import SIZE, ct_image, edit, write_4d, write_ct, write_dicomdir
 
 from cardioplan.dicom import orientation_label, scan
 from cardioplan.errors import DicomError, InputError
@@ -122,10 +121,7 @@ def test_four_d_percent_from_trigger_time_and_rr(tmp_path):
 
 def test_dicomdir_lists_the_files(tmp_path):
     files = write_ct(tmp_path / "src")
-    fs = FileSet()
-    for f in files:
-        fs.add(f)
-    fs.write(tmp_path / "media")
+    write_dicomdir(files, tmp_path / "media")
     (tmp_path / "media" / "stray.txt").write_text("x")
     result = scan(tmp_path / "media" / "DICOMDIR")
     assert result.dicomdir is not None and result.non_dicom == 0
@@ -200,10 +196,7 @@ def test_files_without_preamble_are_read(tmp_path):
 
 def test_dicomdir_with_missing_files_falls_back_to_the_folder(tmp_path, caplog):
     files = write_ct(tmp_path / "src")
-    fs = FileSet()
-    for f in files:
-        fs.add(f)
-    fs.write(tmp_path / "media")
+    write_dicomdir(files, tmp_path / "media")
     referenced = [p for p in (tmp_path / "media").rglob("*") if p.is_file()
                   and p.name != "DICOMDIR"]
     moved = tmp_path / "media" / "moved"

@@ -386,3 +386,13 @@ def test_float_image_round_trip_through_rescale(tmp_path):
     vol = load_volume(tmp_path / "mr")
     assert vol.image.GetPixelID() == sitk.sitkFloat32
     np.testing.assert_allclose(sitk.GetArrayFromImage(vol.image), arr, atol=1e-4)
+
+
+def test_mixed_pixel_spacing_refused(tmp_path):
+    files = write_ct(tmp_path / "ct")
+    for f in files[10:]:
+        edit(f, PixelSpacing=[0.5, 0.5])
+    (s,) = scan(tmp_path / "ct").series
+    assert any("mixed in-plane grids" in w for w in s.warnings)
+    with pytest.raises(GeometryError, match="mixes in-plane grids"):
+        load_volume(tmp_path / "ct")

@@ -143,6 +143,7 @@ class Geometry:
     duplicates: list[float] = field(default_factory=list)
     tilt_deg: float = 0.0
     mixed_orientations: int = 1
+    mixed_pixels: bool = False  # several matrix sizes or pixel spacings
     warnings: list[str] = field(default_factory=list)
 
 
@@ -442,6 +443,12 @@ def series_geometry(frames: list[Frame]) -> Geometry:
     if len(distinct) > 1:
         geo.warnings.append(f"mixed orientations: the series holds {len(distinct)} different "
                             "slice orientations")
+    spacings = {tuple(round(v, 4) for v in f.pixel_spacing) for f in frames if f.pixel_spacing}
+    sizes = {(f.rows, f.columns) for f in frames}
+    geo.mixed_pixels = len(spacings) > 1 or len(sizes) > 1
+    if geo.mixed_pixels:
+        geo.warnings.append(f"mixed in-plane grids: {len(sizes)} matrix size(s) and "
+                            f"{len(spacings)} pixel spacing(s) in one series")
     d = dist[order]
     steps = np.diff(d)
     if n < 2:

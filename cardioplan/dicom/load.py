@@ -236,7 +236,7 @@ def load_series(series: Series, *, phase: str | None = None, allow_gaps: bool = 
     geo = series_geometry(chosen.frames)
     _check_geometry(series, geo, allow_gaps=allow_gaps)
     frames = [chosen.frames[i] for i in geo.order]
-    _check_matrix(series, frames)
+    _check_pixel_format(series, frames)
     image = _assemble(frames, threads=threads)
     image, extra = _place(image, frames, geo, allow_gaps=allow_gaps)
     warnings = list(series.warnings) + extra
@@ -280,7 +280,7 @@ def output_dtype(lo: float, hi: float, *, integral: bool, stored: np.dtype) -> n
 def _rank(s: Series) -> tuple[int, int, int, int]:
     """Sort key: loadable first, then modality (CT, MR, others), then size."""
     geo = s.geometry
-    broken = geo is not None and (geo.mixed_orientations > 1 or
+    broken = geo is not None and (geo.mixed_orientations > 1 or geo.mixed_pixels or
                                   (bool(geo.duplicates) and len(s.phases) == 1))
     return (int(broken), _MODALITY_RANK.get(s.modality, 9), -s.voxels, s.index)
 
@@ -330,6 +330,10 @@ def _check_geometry(series: Series, geo: Any, *, allow_gaps: bool) -> None:
         raise GeometryError(f"{name} mixes {geo.mixed_orientations} slice orientations, so its "
                             "slices do not form one volume; export each orientation as its own "
                             "series, or choose another series with --series")
+    if geo.mixed_pixels:
+        raise GeometryError(f"{name} mixes in-plane grids (matrix sizes or pixel spacings "
+                            "differ between slices), so its slices do not form one volume; "
+                            "choose another series with --series")
     if geo.duplicates:
         raise GeometryError(f"{name} has {len(geo.duplicates)} slices at duplicate positions "
                             f"(e.g. {geo.duplicates[0]:.2f} mm along the normal) and no "
@@ -347,11 +351,7 @@ def _check_geometry(series: Series, geo: Any, *, allow_gaps: bool) -> None:
                             "pass --allow-gaps to interpolate onto a regular grid")
 
 
-def _check_matrix(series: Series, frames: list[Frame]) -> None:
-    sizes = {(f.rows, f.columns) for f in frames}
-    if len(sizes) > 1:
-        raise GeometryError(f"series #{series.index} mixes image sizes {sorted(sizes)}; choose "
-                            "another series with --series")
+def _check_pixel_format(series: Series, frames: list[Frame]) -> None:
     kinds = {(f.bits_allocated, f.signed) for f in frames}
     if len(kinds) > 1:
         raise DicomError(f"series #{series.index} mixes pixel formats {sorted(kinds)}; it "

@@ -495,3 +495,70 @@ def test_phantom_heart_is_drawn_where_the_located_views_put_it(simulated, phanto
         right_before, right_after = b_img[r0:r1, pc + 3:c1].sum(), a_img[r0:r1, pc + 3:c1].sum()
         assert left_after < 0.1 * left_before
         assert right_after > 0.5 * right_before
+
+
+@needs_runtime
+def test_real_cta_slice_on_the_cut_plane_shows_the_scan(simulated, shared_data, tmp_path):
+    """Real chest CTA (TotalSegmentator test data): the slice drawn on a coronal cut plane shows
+    the contrast-filled aorta bright and grey where the scan says so."""
+    import SimpleITK as sitk
+
+    from cardioplan.case import Case
+    from cardioplan.labels import LABELS
+    from cardioplan.mesh import mesh_case
+
+    cta = shared_data / "ct" / "chest_cta"
+    ct = sitk.ReadImage(str(cta / "aorta_ct_cropped.nii.gz"))
+    aorta = sitk.ReadImage(str(cta / "aorta_mask.nii.gz")) > 0
+    heart = sitk.Resample(sitk.ReadImage(str(cta / "heart_mask.nii.gz")) > 0, ct,
+                          sitk.Transform(), sitk.sitkNearestNeighbor)
+    labels = sitk.Cast(heart, sitk.sitkUInt8) * LABELS.value_of("heart")
+    labels = sitk.Mask(labels, aorta == 0) + sitk.Cast(aorta, sitk.sitkUInt8) * \
+        LABELS.value_of("aorta")
+    path = tmp_path / "cta"
+    with Case.create(path) as case:
+        case.write_image(ct, produced_by="test", modality="CT")
+        case.write_labels(labels, produced_by="test")
+    mesh_case(Case.open(path), budget=20_000)
+    # a coronal plane through the aorta's centre, keeping what lies behind it (posterior)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(sitk.Cast(aorta, sitk.sitkUInt8))
+    centre = np.array(stats.GetCentroid(1))
+    edit_plan(path, lambda p: p.upsert_cut_plane(CutPlane("coronal", tuple(centre), (0, 1, 0))),
+              author="desktop")
+    # sample points on that plane: deep inside the contrast lumen, and in the lungs (air)
+    lumen = sitk.BinaryErode(aorta, [2, 2, 2])
+    arr_lumen = sitk.GetArrayViewFromImage(lumen)
+    arr_ct = sitk.GetArrayViewFromImage(ct)
+    j = ct.TransformPhysicalPointToIndex(tuple(centre))[1]
+    bright = [ct.TransformIndexToPhysicalPoint((int(i), j, int(k))) for k, i in
+              zip(*np.nonzero(arr_lumen[:, j, :]), strict=True)][::7]
+    assert len(bright) > 5
+    assert float(np.median(arr_ct[:, j, :][arr_lumen[:, j, :] > 0])) > 250  # contrast blood
+    events = {}
+
+    def on_frame(app, i):
+        if app.renderer._volume is not None and "cap" not in events:
+            if app.captured:
+                events["cap"] = app.captured
+                app.session.request_exit()
+            else:
+                app.capture = True
+
+    from vr.app import VrApp, VrOptions
+
+    app = VrApp(path, VrOptions(frames=60), on_frame=on_frame)
+    app_stats = app.run()
+    assert app_stats.error is None and "cap" in events, "the scan never reached the renderer"
+    for cap in events["cap"]:
+        img = cap["pixels"][..., :3].astype(int)
+        values = []
+        for p in bright:
+            col, row = project(cap, p)
+            if 0 <= col < img.shape[1] and 0 <= row < img.shape[0]:
+                values.append(img[row, col])
+        values = np.array(values)
+        assert len(values) > 5
+        # contrast-filled lumen: bright and grey (the slice, at 85 % over the magenta aorta)
+        assert np.median(values.mean(axis=1)) > 150
+        assert np.median(values.max(axis=1) - values.min(axis=1)) < 70

@@ -96,12 +96,15 @@ def test_ply_vertex_colours_and_names_read_by_vtk(tmp_path, surfaces):
                 for i in range(reader.GetComments().GetNumberOfValues())]
     assert "units mm" in comments and "space LPS" in comments
     rgb = np.asarray(poly.point_data["RGBA"])[:, :3]
+    faces = _faces(poly)
     start = 0
     for name in NAMES:
         line = next(c for c in comments if c.startswith(f"structure {NAMES.index(name)} "))
         n = int(line.split()[-1])
         assert line.split()[2] == name
         assert {tuple(c) for c in rgb[start:start + n]} == {LABELS[name].color}
+        mine = faces[(faces >= start).all(axis=1) & (faces < start + n).all(axis=1)]
+        _check_closed_volume(np.asarray(poly.points), mine, surfaces[name].volume)
         start += n
     assert poly.n_cells == sum(s.n_cells for s in surfaces.values())
 

@@ -396,3 +396,16 @@ def test_mixed_pixel_spacing_refused(tmp_path):
     assert any("mixed in-plane grids" in w for w in s.warnings)
     with pytest.raises(GeometryError, match="mixes in-plane grids"):
         load_volume(tmp_path / "ct")
+
+
+def test_deflated_transfer_syntax(tmp_path):
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    img = ct_image()
+    files = write_ct(tmp_path / "ct", img)
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        ds.save_as(f, enforce_file_format=True)
+    vol = load_volume(tmp_path / "ct")
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(vol.image), sitk.GetArrayFromImage(img))

@@ -76,6 +76,7 @@ _NON_IMAGE_REASONS = {
 
 _UNCOMPRESSED_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _BIG_ENDIAN = "1.2.840.10008.1.2.2"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 _ORIENTATION_TOL = 1e-3  # direction cosines equal within this (about 0.06 degrees)
 _TILT_TOL_DEG = 0.1
 _SPACING_REL_TOL = 0.01  # 1 % spacing deviation is noise, not a warning
@@ -600,11 +601,13 @@ def _assume_syntax(ds: Dataset) -> None:
 
 def _pixel_offset(ds: Dataset, path: Path, at: int, size: int) -> int | None:
     """Offset of uncompressed pixel data, checking that the file is not truncated."""
+    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if syntax == _DEFLATED:  # the file position is in the deflated stream: nothing to check
+        return None
     if at >= size and _sop_class(ds) in IMAGE_SOP_CLASSES:
         raise DicomError("truncated: the file ends before its pixel data")
     if "Rows" not in ds or at >= size:
         return None
-    syntax = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if syntax not in _UNCOMPRESSED_LE and syntax != _BIG_ENDIAN:
         return None
     header_len = 8 if syntax == "1.2.840.10008.1.2" else 12

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 import SimpleITK as sitk
 from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import UID
@@ -61,6 +62,7 @@ _UNRELIABLE_SYNTAXES = {
 }
 _LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _BE = "1.2.840.10008.1.2.2"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -516,11 +518,13 @@ def _decode(path: Path, f: Frame, frames: list[int] | None) -> list[np.ndarray]:
     """Decode one single-frame file (``frames=None``) or some frames of a multi-frame file."""
     syntax = UID(f.transfer_syntax).name if f.transfer_syntax else "unknown syntax"
     try:
+        # pydicom decodes straight from the file, except a deflated one (read it whole first)
+        src: Any = pydicom.dcmread(path) if f.transfer_syntax == _DEFLATED else path
         if frames is None:
-            arrays = [pixel_array(path)]
+            arrays = [pixel_array(src)]
         else:
             order = sorted(set(frames))
-            decoded = dict(zip(order, iter_pixels(path, indices=order), strict=True))
+            decoded = dict(zip(order, iter_pixels(src, indices=order), strict=True))
             arrays = [decoded[i] for i in frames]
     except Exception as exc:  # noqa: BLE001 - decoder plugins raise many types
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__

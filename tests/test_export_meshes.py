@@ -13,7 +13,7 @@ from mesh_shapes import nested_spheres
 from vtkmodules.vtkIOGeometry import vtkGLTFReader, vtkSTLReader
 from vtkmodules.vtkIOPLY import vtkPLYReader
 
-from cardioplan.errors import CaseExistsError, InputError
+from cardioplan.errors import CaseExistsError, InputError, MeshError
 from cardioplan.export.meshes import MESH_FORMATS, export_surfaces, read_3mf_objects
 from cardioplan.labels import LABELS
 from cardioplan.mesh import build_surfaces
@@ -205,3 +205,13 @@ def test_per_structure_formats_want_a_folder(tmp_path, surfaces):
         export_surfaces(surfaces, tmp_path / "x.stl", fmt="stl")
     with pytest.raises(InputError, match="no surfaces"):
         export_surfaces({}, tmp_path / "x.glb", fmt="glb")
+
+
+def test_empty_surface_is_an_error_and_nothing_is_written(tmp_path, surfaces):
+    bad = dict(surfaces)
+    bad["aorta"] = pv.PolyData()
+    with pytest.raises(MeshError, match="aorta.*empty"):
+        export_surfaces(bad, tmp_path / "out.glb", fmt="glb")
+    with pytest.raises(MeshError, match="empty"):
+        export_surfaces(bad, tmp_path / "stl", fmt="stl")
+    assert list(tmp_path.iterdir()) == []

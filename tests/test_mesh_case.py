@@ -135,3 +135,13 @@ def test_cli_export_hollow_shell_for_printing(case, tmp_path, caplog):
                  "-o", str(tmp_path / "thin.stl")]) == 1
     assert "thinner than --min-wall" in caplog.text
     assert not (tmp_path / "thin.stl").exists()
+
+
+def test_corrupt_mesh_file_is_a_clear_error(case):
+    mesh_case(case, budget=8000)
+    (case.meshes_dir / "aorta.vtp").write_text("not a mesh")
+    with pytest.raises(CaseError, match="cardioplan mesh .* --force"):
+        read_case_meshes(case, structures=["aorta"])
+    (case.meshes_dir / "aorta.vtp").unlink()
+    with pytest.raises(CaseError, match="missing"):
+        read_case_meshes(case)

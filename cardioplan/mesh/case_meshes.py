@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -247,7 +248,9 @@ def read_case_meshes(case: Case, *, structures: Sequence[str] | None = None
             raise CaseError(f"mesh file {path} is missing; rebuild the meshes with "
                             f"`cardioplan mesh {case.path} --force`")
         try:
-            surface = pv.read(path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # pyvista reports VTK reader errors as warnings
+                surface = pv.read(path)
         except Exception as exc:  # VTK raises assorted errors on corrupt XML
             raise CaseError(f"mesh file {path} is unreadable ({exc}); rebuild the meshes with "
                             f"`cardioplan mesh {case.path} --force`") from exc

@@ -233,14 +233,19 @@ def test_3d_page_shows_the_heart_in_a_real_browser(report: Path, tmp_path: Path)
     rgb = _chromium_screenshot((report.parent / "model.html").as_uri(), tmp_path / "m.png",
                                tmp_path)
     among = ["myocardium", "aorta", "pulmonary_artery", "superior_vena_cava", "right_atrium"]
-    canvas = rgb[130:520, 150:500]  # the middle, away from the legend and the buttons
+    canvas = rgb[140:520, 150:500]  # the middle, away from the legend and the buttons
     for name in ("myocardium", "aorta", "pulmonary_artery"):
         assert color_mask(canvas, name, among).sum() > 200, name
-    # anterior view: the aorta (leftward-posterior arch, descending on the patient's left)
-    # and the SVC (patient's right) are on the expected sides of the myocardium
-    aorta_cols = np.nonzero(color_mask(canvas, "aorta", among))[1]
+    # anterior view: the aorta (descending on the patient's left) is right of the SVC (on the
+    # patient's right), and it stands tall (arch on top, descending below), as it does from
+    # the front and from no view along the body axis
+    aorta_rows, aorta_cols = np.nonzero(color_mask(canvas, "aorta", among))
     svc_cols = np.nonzero(color_mask(canvas, "superior_vena_cava", among))[1]
     assert np.median(aorta_cols) > np.median(svc_cols)
+    assert np.ptp(aorta_rows) > 2 * np.ptp(aorta_cols)
+    # the plan's measurement is drawn (a white line and its white label; nothing else on the
+    # page is pure white)
+    assert (canvas.min(-1) >= 250).sum() > 30
 
 
 @pytest.mark.browser

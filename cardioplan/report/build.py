@@ -421,7 +421,7 @@ def build_report(case: Case, out_dir: str | Path | None = None, *,
     index = out / "index.html"
     if model:
         page3d = model_page(data.meshes, title=f"CardioPlan 3D model - case {case.case_id}",
-                            budget=web_triangles)
+                            budget=web_triangles, plan=plan)
         with atomic_open(out / "model.html", "w", encoding="utf-8") as fh:
             fh.write(page3d)
     with atomic_open(index, "w", encoding="utf-8") as fh:

@@ -4,8 +4,9 @@
 // Reads the base64 GLB in <script id="cardioplan-glb" type="application/octet-stream">, draws
 // every mesh node in its material colour with a head light, and offers orbit (drag), zoom
 // (wheel), pan (shift+drag or right drag), view buttons in LPS patient terms (anterior =
-// looking from the patient's front, patient's left on the right) and a legend with show/hide
-// and opacity per structure.  Sets document.body.dataset.ready = "1" after the first frame.
+// looking from the patient's front, patient's left on the right; mapped into the glTF world by
+// the nodes' own transform, using asset.extras.space), a legend with show/hide and opacity per
+// structure, and the plan's landmarks and measurements with their labels.  Sets document.body.dataset.ready = "1" after the first frame.
 (function () {
   "use strict";
 
@@ -124,6 +125,11 @@
     " float d = abs(dot(n, v)); vec3 h = v; float sp = pow(max(abs(dot(n, h)), 0.0), 30.0);" +
     " vec3 c = uColor.rgb * (0.25 + 0.75 * d) + vec3(0.18) * sp; gl_FragColor = vec4(c, uColor.a); }";
 
+  // annotations (landmarks, measurement lines): flat colour, always on top
+  var AVS = "attribute vec3 aPos; uniform mat4 uMVP; void main(){ gl_Position = uMVP * vec4(aPos, 1.0);" +
+    " gl_PointSize = 9.0; }";
+  var AFS = "precision mediump float; uniform vec4 uColor; void main(){ gl_FragColor = uColor; }";
+
   function shader(gl, type, src) {
     var s = gl.createShader(type);
     gl.shaderSource(s, src);
@@ -189,13 +195,69 @@
     scene.nodes.forEach(function (n) { visit(n, mat4Identity()); });
     if (!items.length) throw new Error("the model has no meshes");
 
+    // -- plan annotations (LPS mm, transformed like the meshes: one node transform for all)
+    var annEl = document.getElementById("cardioplan-annotations");
+    var ann = annEl ? JSON.parse(annEl.textContent) : { landmarks: [], measurements: [] };
+    var annModel = items[0].model;
+    var aprog = gl.createProgram();
+    gl.attachShader(aprog, shader(gl, gl.VERTEX_SHADER, AVS));
+    gl.attachShader(aprog, shader(gl, gl.FRAGMENT_SHADER, AFS));
+    gl.linkProgram(aprog);
+    var aloc = { pos: gl.getAttribLocation(aprog, "aPos"), mvp: gl.getUniformLocation(aprog, "uMVP"),
+                 color: gl.getUniformLocation(aprog, "uColor") };
+    function buffer(points) {
+      var b = gl.createBuffer(), flat = [];
+      points.forEach(function (p) { var q = transformPoint(annModel, p); flat.push(q[0], q[1], q[2]); });
+      gl.bindBuffer(gl.ARRAY_BUFFER, b);
+      gl.bufferData(gl.ARRAY_BUFFER, new Float32Array(flat), gl.STATIC_DRAW);
+      return { buf: b, n: points.length };
+    }
+    var landmarkPts = buffer(ann.landmarks.map(function (l) { return l.point; }));
+    var segs = [];
+    ann.measurements.forEach(function (m) {
+      for (var i = 0; i + 1 < m.points.length; i++) segs.push(m.points[i], m.points[i + 1]);
+    });
+    var measureLines = buffer(segs);
+    var measurePts = buffer([].concat.apply([], ann.measurements.map(function (m) { return m.points; })));
+    var labels = [];
+    var overlay = document.getElementById("cardioplan-labels");
+    function addLabel(text, point, cls) {
+      var el = document.createElement("div");
+      el.className = "ann " + cls; el.textContent = text;
+      overlay.appendChild(el);
+      labels.push({ el: el, p: transformPoint(annModel, point) });
+    }
+    ann.landmarks.forEach(function (l) { addLabel(l.name, l.point, "landmark"); });
+    ann.measurements.forEach(function (m) {
+      var p = m.points.length === 3 ? m.points[1] : [0, 1, 2].map(function (k) { return (m.points[0][k] + m.points[1][k]) / 2; });
+      addLabel(m.label, p, "measure");
+    });
+    var showAnn = true;
+    var annBox = document.getElementById("cardioplan-show-annotations");
+    if (annBox) {
+      if (!labels.length) annBox.parentNode.style.display = "none";
+      annBox.onchange = function () { showAnn = annBox.checked; overlay.style.display = showAnn ? "" : "none"; draw(); };
+    }
+
     var center = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2];
     var radius = Math.sqrt(dot(sub(hi, lo), sub(hi, lo))) / 2 || 1;
     var cam = { dir: [0, -1, 0], up: [0, 0, 1], dist: radius / Math.sin(Math.PI / 12) * 1.05, pan: [0, 0, 0] };
 
+    // Views are defined in patient (LPS) terms; the GLB's nodes map patient millimetres into
+    // the glTF world (CardioPlan writes +Y superior, +Z anterior), so patient directions go
+    // through the same rotation as the meshes.
+    var extras = (gltf.json.asset && gltf.json.asset.extras) || {};
+    function toWorld(v) {
+      var s = String(extras.space || "LPS").toUpperCase() === "RAS" ? [-v[0], -v[1], v[2]] : v;
+      var m = annModel;
+      return norm([m[0] * s[0] + m[4] * s[1] + m[8] * s[2],
+                   m[1] * s[0] + m[5] * s[1] + m[9] * s[2],
+                   m[2] * s[0] + m[6] * s[1] + m[10] * s[2]]);
+    }
+
     function setView(name) {
       var v = VIEWS[name];
-      cam.dir = norm(v[0]); cam.up = norm(v[1]); cam.pan = [0, 0, 0];
+      cam.dir = toWorld(v[0]); cam.up = toWorld(v[1]); cam.pan = [0, 0, 0];
       cam.dist = radius / Math.sin(Math.PI / 12) * 1.05;
       draw();
     }
@@ -219,7 +281,36 @@
       gl.enable(gl.BLEND); gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA); gl.depthMask(false);
       clear.forEach(drawItem);
       gl.depthMask(true);
+      var viewM = lookAt(eye, target, cam.up);
+      var projM = perspective(Math.PI / 6, canvas.width / Math.max(canvas.height, 1),
+        Math.max(cam.dist - 2 * radius, radius * 0.01), cam.dist + 2 * radius);
+      if (showAnn && labels.length) drawAnnotations(mat4Mul(projM, viewM));
       document.body.dataset.ready = "1";
+    }
+
+    function drawAnnotations(mvp) {
+      gl.useProgram(aprog);
+      gl.disable(gl.DEPTH_TEST); gl.disable(gl.BLEND);
+      gl.uniformMatrix4fv(aloc.mvp, false, new Float32Array(mvp));
+      gl.disableVertexAttribArray(loc.normal);
+      [[measureLines, gl.LINES, [1, 1, 1, 1]], [measurePts, gl.POINTS, [1, 1, 1, 1]],
+       [landmarkPts, gl.POINTS, [1, 0.92, 0.2, 1]]].forEach(function (d) {
+        if (!d[0].n) return;
+        gl.bindBuffer(gl.ARRAY_BUFFER, d[0].buf);
+        gl.enableVertexAttribArray(aloc.pos);
+        gl.vertexAttribPointer(aloc.pos, 3, gl.FLOAT, false, 0, 0);
+        gl.uniform4f(aloc.color, d[2][0], d[2][1], d[2][2], d[2][3]);
+        gl.drawArrays(d[1], 0, d[0].n);
+      });
+      gl.enable(gl.DEPTH_TEST);
+      gl.useProgram(prog);
+      labels.forEach(function (l) {
+        var p = l.p, c = [0, 1, 2, 3].map(function (r) { return mvp[r] * p[0] + mvp[4 + r] * p[1] + mvp[8 + r] * p[2] + mvp[12 + r]; });
+        if (c[3] <= 0) { l.el.style.display = "none"; return; }
+        l.el.style.display = "";
+        l.el.style.left = ((c[0] / c[3] + 1) / 2 * canvas.clientWidth + 8) + "px";
+        l.el.style.top = ((1 - c[1] / c[3]) / 2 * canvas.clientHeight - 8) + "px";
+      });
     }
 
     function drawItem(it) {

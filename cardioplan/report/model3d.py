@@ -18,12 +18,16 @@ from __future__ import annotations
 import base64
 import html
 import importlib.resources
+import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["WEB_TRIANGLES", "web_surfaces", "glb_bytes", "model_page", "viewer_script"]
+from cardioplan.plan import Plan
+
+__all__ = ["WEB_TRIANGLES", "web_surfaces", "glb_bytes", "model_page", "viewer_script",
+           "annotations_json"]
 
 WEB_TRIANGLES = 150_000
 """Total triangle budget of the 3D page (about 4 MB of GLB)."""
@@ -101,6 +105,11 @@ _PAGE = """<!DOCTYPE html>
                    padding: 3px 8px; border-radius: 4px; cursor: pointer; }}
   #info {{ left: 10px; top: 10px; max-width: 40%; }}
   #cardioplan-status {{ display: none; left: 30%; top: 40%; font-size: 16px; }}
+  #cardioplan-labels {{ position: absolute; left: 0; top: 0; width: 100%; height: 100%;
+                        pointer-events: none; overflow: hidden; }}
+  .ann {{ position: absolute; padding: 1px 5px; border-radius: 3px; font-size: 12px;
+          background: rgba(0, 0, 0, 0.6); white-space: nowrap; }}
+  .ann.landmark {{ color: #ffeb33; }} .ann.measure {{ color: #ffffff; }}
 </style>
 </head>
 <body data-initial-view="{view}">
@@ -110,9 +119,13 @@ _PAGE = """<!DOCTYPE html>
   <br><small>Views are named in patient terms (LPS): from the front, the patient's left is on
   the right.  {triangles:,} triangles.</small></div>
 <div id="cardioplan-legend" class="panel"></div>
-<div id="views" class="panel">{buttons}</div>
+<div id="cardioplan-labels"></div>
+<div id="views" class="panel">{buttons}
+  <label><input type="checkbox" id="cardioplan-show-annotations" checked> landmarks and
+  measurements</label></div>
 <div id="cardioplan-status" class="panel"></div>
 <script id="cardioplan-glb" type="application/octet-stream">{glb}</script>
+<script id="cardioplan-annotations" type="application/json">{annotations}</script>
 <script>
 {script}
 </script>
@@ -121,8 +134,29 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
+def annotations_json(plan: Plan | None) -> str:
+    """The plan's landmarks and measurements for the page (JSON safe inside a script tag).
+
+    Examples
+    --------
+    >>> from cardioplan.plan import Plan
+    >>> p = Plan(); _ = p.add_landmark((1, 2, 3), name="apex")
+    >>> annotations_json(p)
+    '{"landmarks": [{"name": "apex", "point": [1.0, 2.0, 3.0]}], "measurements": []}'
+    """
+    data: dict[str, Any] = {"landmarks": [], "measurements": []}
+    if plan is not None:
+        data["landmarks"] = [{"name": lm.name, "point": [float(c) for c in lm.point]}
+                             for lm in plan.landmarks]
+        data["measurements"] = [{"label": m.label(),
+                                 "points": [[float(c) for c in p] for p in m.points]}
+                                for m in plan.measurements]
+    # "</" cannot end the script element early once escaped
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+
+
 def model_page(surfaces: Mapping[str, Any], *, title: str, view: str = "anterior",
-               budget: int = WEB_TRIANGLES) -> str:
+               budget: int = WEB_TRIANGLES, plan: Plan | None = None) -> str:
     """A self-contained HTML page showing ``surfaces`` interactively (WebGL, offline).
 
     Parameters
@@ -135,6 +169,8 @@ def model_page(surfaces: Mapping[str, Any], *, title: str, view: str = "anterior
         First view: anterior, posterior, left, right, superior, inferior, lao or rao.
     budget : int
         Total triangles after decimation.
+    plan : Plan, optional
+        Its landmarks and measurements are drawn with their names and values.
     """
     from cardioplan import __version__
 
@@ -143,5 +179,5 @@ def model_page(surfaces: Mapping[str, Any], *, title: str, view: str = "anterior
     buttons = "".join(f'<button data-view="{v}">{label}</button>' for v, label in _VIEW_BUTTONS)
     return _PAGE.format(version=html.escape(__version__), title=html.escape(title),
                         view=html.escape(view), buttons=buttons, glb=glb,
-                        script=viewer_script(),
+                        script=viewer_script(), annotations=annotations_json(plan),
                         triangles=sum(s.n_cells for s in small.values()))

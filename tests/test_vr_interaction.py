@@ -253,3 +253,29 @@ def test_undo_removes_exactly_the_last_item_placed_in_the_headset():
     assert [c.kind for c in down] == ["remove"]
     assert it.plan.measurements == [] and saved.measurements == []
     assert len(it.plan.landmarks) == 1 and len(saved.landmarks) == 1  # only the last item went
+
+
+def test_block_picker_agrees_with_brute_force_on_nested_meshes():
+    rng = np.random.default_rng(3)
+    meshes = {}
+    for name, c, r in (("myocardium", (0, 0, 0), 30), ("left_ventricle", (3, 0, 0), 18),
+                       ("aorta", (0, 0, 40), 10)):
+        s = pv.Sphere(radius=r, center=c, theta_resolution=60, phi_resolution=60)
+        meshes[name] = (s.points, s.faces.reshape(-1, 4)[:, 1:])
+    picker = MeshPicker(meshes)
+    hidden = {"myocardium"}
+    for _ in range(40):
+        o = rng.normal(size=3) * 100
+        d = -o + rng.normal(size=3) * 15
+        for vis in (lambda n: True, lambda n: n not in hidden):
+            got = picker.pick(o, d, visible=vis)
+            best = None
+            for name, (v, f) in meshes.items():
+                if not vis(name):
+                    continue
+                hit = xrmath.ray_triangles(o, d / np.linalg.norm(d), v, f)
+                if hit and (best is None or hit[0] < best[0]):
+                    best = (hit[0], name)
+            assert (got is None) == (best is None)
+            if best:
+                assert got.structure == best[1] and got.distance_mm == pytest.approx(best[0])

@@ -137,3 +137,13 @@ def test_plane_transform_keeps_points_on_the_same_side_under_scaling():
     side_model = (samples - point) @ normal
     side_world = (xrmath.transform_points(m, samples) - wp) @ wn
     assert np.array_equal(side_model > 0, side_world > 0)
+
+
+def test_ray_aabbs_matches_ray_aabb_for_many_boxes():
+    lo = RNG.uniform(-5, 5, size=(200, 3))
+    hi = lo + RNG.uniform(0.1, 3, size=(200, 3))
+    o, d = np.array([0.3, -8.0, 0.2]), np.array([0.05, 1.0, -0.02])
+    many = xrmath.ray_aabbs(o, d, lo, hi)
+    for i in range(200):
+        one = xrmath.ray_aabb(o, d, lo[i], hi[i])
+        assert (one is None and np.isinf(many[i])) or one == pytest.approx(many[i])

@@ -326,8 +326,17 @@ class VrApp:
         lo, hi = allp.min(axis=0), allp.max(axis=0)
         return (lo + hi) / 2, float(np.linalg.norm(hi - lo))
 
-    def _picker(self) -> MeshPicker:
-        return MeshPicker({n: (v[:, :3], f) for n, (v, f) in self._mesh_data.items()})
+    def _build_picker(self) -> None:
+        """Build the ray picker off the frame loop (~0.8 s for 1M triangles); until it is
+        ready the previous one (or none) answers."""
+        meshes = {n: (v[:, :3], f) for n, (v, f) in self._mesh_data.items()}
+
+        def build() -> None:
+            picker = MeshPicker(meshes)
+            if self.interaction is not None:
+                self.interaction.picker = picker
+
+        threading.Thread(target=build, name="cardioplan-picker", daemon=True).start()
 
     # -- run -------------------------------------------------------------------------------------
     def run(self) -> VrStats:
@@ -351,8 +360,8 @@ class VrApp:
         plan = self._load_case()
         pivot, extent = self._bounds()
         self.interaction = it = Interaction(plan, structures=list(self._mesh_data),
-                                            pivot_mm=pivot, extent_mm=extent,
-                                            picker=self._picker())
+                                            pivot_mm=pivot, extent_mm=extent)
+        self._build_picker()
         it.state.tool = opts.tool
         self._last_saved_pose = plan.model_pose
         writer = _PlanWriter(self.case)
@@ -572,7 +581,7 @@ class VrApp:
             for n in up.meshes:
                 self._colors.setdefault(n, LABELS[n].color if n in LABELS else DEFAULT_COLOR)
             it.set_structures(list(self._mesh_data))
-            it.picker = self._picker()
+            self._build_picker()
             watcher.set_known(list(self._mesh_data))
             self.stats.mesh_reloads += 1
             self.stats.triangles = self.renderer.n_triangles

@@ -51,6 +51,7 @@ __all__ = [
     "ray_quad",
     "ray_triangles",
     "ray_aabb",
+    "ray_aabbs",
     "plane_transform",
     "model_matrix",
 ]
@@ -392,6 +393,27 @@ def ray_aabb(origin: ArrayLike, direction: ArrayLike, lo: ArrayLike,
     if tmax < max(tmin, 0.0):
         return None
     return float(max(tmin, 0.0))
+
+
+def ray_aabbs(origin: ArrayLike, direction: ArrayLike, lo: ArrayLike,
+              hi: ArrayLike) -> Array:
+    """Entry distances of a ray into many boxes (``lo``, ``hi``: (N, 3)); ``inf`` for a miss.
+
+    Examples
+    --------
+    >>> ray_aabbs((0, 0, 0), (0, 0, -1), [[-1, -1, -3], [5, 5, -3]], [[1, 1, -2], [6, 6, -2]])
+    array([ 2., inf])
+    """
+    o, d = _vec(origin), _vec(direction)
+    lo_a, hi_a = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1.0 / d
+        t1 = (lo_a - o) * inv
+        t2 = (hi_a - o) * inv
+    tmin = np.nanmax(np.minimum(t1, t2), axis=1)
+    tmax = np.nanmin(np.maximum(t1, t2), axis=1)
+    enter = np.maximum(tmin, 0.0)
+    return np.where(tmax >= enter, enter, np.inf)
 
 
 def ray_triangles(origin: ArrayLike, direction: ArrayLike, vertices: ArrayLike,

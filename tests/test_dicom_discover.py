@@ -207,3 +207,28 @@ def test_dicomdir_with_missing_files_falls_back_to_the_folder(tmp_path, caplog):
         result = scan(tmp_path / "media")
     assert result.dicomdir is None and "lists no existing files" in caplog.text
     assert len(result.series[0].frames) == SIZE[2]
+
+
+@pytest.mark.parametrize("modality, sop_class, reason", [
+    ("SR", "1.2.840.10008.5.1.4.1.1.88.22", "structured report"),
+    ("RTSTRUCT", "1.2.840.10008.5.1.4.1.1.481.3", "RT structure set"),
+    ("PR", "1.2.840.10008.5.1.4.1.1.11.1", "presentation state"),
+    ("KO", "1.2.840.10008.5.1.4.1.1.88.59", "key object selection"),
+])
+def test_non_image_objects_are_listed_as_skipped(tmp_path, modality, sop_class, reason):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    write_ct(tmp_path / "ct")
+    ds = Dataset()
+    ds.SOPClassUID, ds.SOPInstanceUID = sop_class, generate_uid()
+    ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = modality, generate_uid(), "1.2"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.save_as(tmp_path / "ct" / "OBJ0001", enforce_file_format=True)
+    result = scan(tmp_path / "ct")
+    assert len(result.series) == 1 and len(result.series[0].frames) == SIZE[2]
+    assert [(k.path.name, k.modality) for k in result.skipped] == [("OBJ0001", modality)]
+    assert reason in result.skipped[0].reason

@@ -145,3 +145,14 @@ def test_corrupt_mesh_file_is_a_clear_error(case):
     (case.meshes_dir / "aorta.vtp").unlink()
     with pytest.raises(CaseError, match="missing"):
         read_case_meshes(case)
+
+
+def test_meshes_older_than_the_labels_are_flagged(case, caplog):
+    mesh_case(case, budget=8000)
+    with caplog.at_level(logging.WARNING):
+        read_case_meshes(case)
+    assert "earlier label map" not in caplog.text
+    case.write_labels(nested_spheres(extra=7), produced_by="test", force=True)
+    with caplog.at_level(logging.WARNING):
+        read_case_meshes(case)
+    assert "earlier label map" in caplog.text and "--force" in caplog.text

@@ -14,6 +14,7 @@ Layout::
       "space": "LPS", "units": "mm",
       "target": "pcvr", "budget": 1000000, "smoothing": "standard",
       "created": "<ISO 8601 UTC>",
+      "labels_sha256": "<sha256 of labels.nii.gz the meshes were built from>",
       "structures": [
         {"name": "left_ventricle", "display_name": "Left ventricle", "label_values": [1],
          "color": [221, 72, 72], "file": "left_ventricle.vtp", "triangles": 11268}, ...
@@ -21,7 +22,8 @@ Layout::
     }
 
 Per-structure quality (:func:`~cardioplan.mesh.quality.mesh_quality`) goes into ``case.json``
-under ``structures.<name>.mesh`` and a summary under ``sections.mesh``.
+under ``structures.<name>.mesh`` and a summary under ``sections.mesh``.  Reading meshes built
+from an earlier label map (``labels_sha256`` differs) logs a warning to rebuild them.
 
 Examples
 --------
@@ -34,6 +36,7 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import warnings
@@ -125,6 +128,7 @@ def mesh_case(case: Case, *, target: str = "pcvr", budget: int | None = None,
         "budget": total_budget,
         "smoothing": smoothing,
         "created": utc_now(),
+        "labels_sha256": _sha256(case.labels_path),
         "structures": entries,
     }
     write_json_atomic(index_path, index)
@@ -172,6 +176,14 @@ def _write_meshes(case: Case, surfaces: dict[str, pv.PolyData]) -> list[dict[str
             "triangles": int(surface.n_cells),
         })
     return entries
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _old_files(index_path: Path) -> set[str]:
@@ -235,6 +247,10 @@ def read_case_meshes(case: Case, *, structures: Sequence[str] | None = None
     (200, 30, 130)
     """
     index = read_mesh_index(case)
+    made_from = index.get("labels_sha256")
+    if made_from and case.labels_path.is_file() and _sha256(case.labels_path) != made_from:
+        log.warning("the meshes were built from an earlier label map; rebuild them with "
+                    "`cardioplan mesh %s --force`", case.path)
     entries = {e["name"]: e for e in index["structures"]}
     names = list(entries) if structures is None else list(dict.fromkeys(structures))
     out: dict[str, pv.PolyData] = {}

@@ -206,9 +206,16 @@ _XVFB_SCRIPT = textwrap.dedent("""
     assert len(load_plan(case).landmarks) == 1
 
     press("c")        # the cut-plane widget appears ...
-    assert w._clip_widget_on and len(w.plotter.plane_widgets) == 1
+    widgets = w.plotter.widgets.plane_widgets
+    assert w._clip_widget_on and len(widgets) == 1
+    widget = widgets[0]
+    widget.SetNormal(1.0, 0.0, 0.0)
+    widget.InvokeEvent("EndInteractionEvent")  # releasing the widget saves its plane
+    cut = load_plan(case).cut_plane("Desktop cut")
+    assert cut is not None and abs(cut.normal[0] - 1.0) < 1e-6, cut
+    assert w.scene.actors["aorta"].GetMapper().GetNumberOfClippingPlanes() == 1
     press("c")        # ... and goes
-    assert not w._clip_widget_on and not w.plotter.plane_widgets
+    assert not w._clip_widget_on and not w.plotter.widgets.plane_widgets
     press("i")        # the slice faces the camera
     first = w.logic.slice.orientation
     press("Up"); press("y")

@@ -156,3 +156,18 @@ def test_meshes_older_than_the_labels_are_flagged(case, caplog):
     with caplog.at_level(logging.WARNING):
         read_case_meshes(case)
     assert "earlier label map" in caplog.text and "--force" in caplog.text
+
+
+def test_export_builds_a_composite_the_case_has_no_mesh_for(case, tmp_path):
+    mesh_case(case, budget=8000)
+    out = tmp_path / "heart.glb"
+    assert main(["export", str(case.path), "-f", "glb", "--structures", "heart", "aorta",
+                 "-o", str(out)]) == 0
+    scene = trimesh.load(out)
+    assert sorted(scene.geometry) == ["aorta", "heart"]
+    heart = scene.geometry["heart"]
+    assert heart.is_watertight
+    assert heart.volume / 1000 == pytest.approx(4 / 3 * 3.14159 * 17.0 ** 3 / 1000, rel=0.03)
+    assert sorted(e["name"] for e in json.loads(
+        (case.meshes_dir / "index.json").read_text())["structures"]) == [
+        "aorta", "left_ventricle", "myocardium"]  # the case's meshes are unchanged

@@ -51,9 +51,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, metavar="PATH",
                     help="output file, or folder for per-structure STL/OBJ/PLY/VTP files")
     sp.add_argument("--structures", nargs="+", metavar="NAME", choices=LABELS.names,
-                    help="only these structures (default: all in the case); structures the "
-                         "case does not have are skipped with a warning; choices: "
-                         + ", ".join(LABELS.names))
+                    help="only these structures (default: all in the case's meshes); a "
+                         "structure without a mesh, such as the composite heart, is built "
+                         "from the label map; structures without voxels are skipped with a "
+                         "warning; choices: " + ", ".join(LABELS.names))
     sp.add_argument("--merge", action="store_true",
                     help="STL/OBJ/PLY/VTP: write all structures into one file")
     sp.add_argument("--hollow", type=_positive_mm, metavar="MM",
@@ -120,7 +121,7 @@ def export_case(case: Case, *, fmt: str, output: Path, structures: list[str] | N
         else:
             from cardioplan.mesh import read_case_meshes
 
-            surfaces = read_case_meshes(case, structures=structures)
+            surfaces = read_case_meshes(case, structures=structures, build_missing=True)
         return export_surfaces(surfaces, output, fmt=fmt, merge=merge, space=space,
                                force=force)
     _label_options_only(fmt, merge=merge, space=space)

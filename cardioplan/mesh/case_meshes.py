@@ -217,8 +217,8 @@ def read_mesh_index(case: Case) -> dict[str, Any]:
     return index
 
 
-def read_case_meshes(case: Case, *, structures: Sequence[str] | None = None
-                     ) -> dict[str, pv.PolyData]:
+def read_case_meshes(case: Case, *, structures: Sequence[str] | None = None,
+                     build_missing: bool = False) -> dict[str, pv.PolyData]:
     """Read a case's surfaces (the desktop viewer, report and VR use this).
 
     Parameters
@@ -227,6 +227,10 @@ def read_case_meshes(case: Case, *, structures: Sequence[str] | None = None
         An open case.
     structures : sequence of str, optional
         Only these structures; those without a mesh are skipped with a warning.
+    build_missing : bool
+        Build requested structures that have no mesh (e.g. the composite ``heart``) from the
+        label map, with the meshes' target and smoothing, instead of skipping them.  Nothing is
+        written to the case.
 
     Returns
     -------
@@ -253,8 +257,19 @@ def read_case_meshes(case: Case, *, structures: Sequence[str] | None = None
                     "`cardioplan mesh %s --force`", case.path)
     entries = {e["name"]: e for e in index["structures"]}
     names = list(entries) if structures is None else list(dict.fromkeys(structures))
+    built = {}
+    missing = [n for n in names if n not in entries]
+    if build_missing and missing:
+        log.info("building %s from the label map (target %s)", ", ".join(missing),
+                 index.get("target", "pcvr"))
+        built = build_surfaces(case.read_labels(), structures=missing,
+                               target=index.get("target", "pcvr"),
+                               smoothing=index.get("smoothing", "standard"))
     out: dict[str, pv.PolyData] = {}
     for name in names:
+        if name in built:
+            out[name] = built[name]
+            continue
         if name not in entries:
             log.warning("the case has no mesh for %s; skipped (available: %s)", name,
                         ", ".join(entries))

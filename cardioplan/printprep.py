@@ -224,8 +224,9 @@ def wall_thickness(surface: pv.PolyData, *, minimum_mm: float | None = None,
     minimum_mm : float, optional
         The printer's minimum wall; adds ``thin_fraction`` and ``ok``.
     resolution_mm : float, optional
-        Voxel size for the check (default: a fifth of the thinnest expected wall, from
-        ``wall_thickness_mm`` field data when present, else 0.25 mm).
+        Voxel size for the check (default: a fifth of the expected wall, from
+        ``wall_thickness_mm`` field data when present, at most 0.4 mm; 0.25 mm otherwise).
+        The estimate is within half of it.
 
     Returns
     -------
@@ -242,7 +243,7 @@ def wall_thickness(surface: pv.PolyData, *, minimum_mm: float | None = None,
     if resolution_mm is None:
         expected = (float(surface.field_data["wall_thickness_mm"][0])
                     if "wall_thickness_mm" in surface.field_data else 1.25)
-        resolution_mm = min(0.25, expected / 5)
+        resolution_mm = min(0.4, expected / 5)
     values = mask_wall_thickness(_voxelize(surface, resolution_mm))
     out: dict[str, float | bool] = {
         "min_mm": round(float(values.min()), 3),

@@ -37,7 +37,7 @@ from cardioplan.viewer.slices import ORIENTATIONS, Orientation, SliceSpec
 from cardioplan.viewer.state import SceneState, display_name, scene_state
 
 __all__ = ["Mode", "Pick", "Outcome", "KeyBinding", "KEYMAP", "help_text", "ViewerLogic",
-           "SEED_INSET_MM", "OPACITY_STEP"]
+           "SEED_INSET_MM", "OPACITY_STEP", "ACTIVE_CUT_NAME"]
 
 SEED_INSET_MM = 2.0
 """A seed picked on a surface is moved this far inside the structure (against the normal)."""

@@ -19,7 +19,14 @@ from typing import Any
 from cardioplan.case import Case
 from cardioplan.errors import CardioPlanError, RuntimeMissingError
 from cardioplan.plan import PlanWatcher, edit_plan, load_plan
-from cardioplan.viewer.interaction import KEYMAP, Outcome, Pick, ViewerLogic, help_text
+from cardioplan.viewer.interaction import (
+    ACTIVE_CUT_NAME,
+    KEYMAP,
+    Outcome,
+    Pick,
+    ViewerLogic,
+    help_text,
+)
 from cardioplan.viewer.scene import SLICE_NAME, Scene, load_scene_data, load_slice_images
 from cardioplan.viewer.slices import ORIENTATIONS, oriented_size
 
@@ -162,7 +169,7 @@ class ViewerWindow:
             self.plotter.clear_plane_widgets()
             self._clip_widget_on = False
             return
-        current = self.logic.plan.cut_plane("Desktop cut")
+        current = self.logic.plan.cut_plane(ACTIVE_CUT_NAME)
         bounds = self.data.bounds(self.logic.state().visible_structures() or None)
         origin = current.origin if current else tuple(
             (bounds[i] + bounds[i + 1]) / 2 for i in (0, 2, 4))

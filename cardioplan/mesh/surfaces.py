@@ -8,9 +8,10 @@ How (measured choices, see ``docs/meshes.md``):
    surfaces use, so they have neither gaps nor overlaps.
 2. **Non-shrinking smoothing**: ``vtkWindowedSincPolyDataFilter`` on that whole mesh (non-manifold
    junction lines smoothed along themselves).  Windowed-sinc smoothing is a low-pass filter that
-   keeps volume: spheres of radius 4-20 voxels change by < 0.1 % of their voxel volume and 2-voxel
-   shells keep their thickness, where the Laplacian smoothing built into SurfaceNets3D shrinks a
-   radius-8 sphere by 12 %.
+   keeps volume: spheres of radius 8-20 voxels change by < 0.1 % of their voxel volume (radius 4:
+   1 %) and 2-voxel shells keep their thickness, where the Laplacian smoothing built into
+   SurfaceNets3D shrinks a radius-8 sphere by 12 %.  Separate pieces too small to have a shape
+   under a low-pass filter (fewer than 200 vertices) keep their voxel shape.
 3. **Patches**: triangles are grouped by label pair; a structure is the union of the patches
    with exactly one side in its label set (composites such as ``heart`` work the same way).
 4. **Decimation to a budget** (``fast-simplification``, quadric edge collapse) patch by patch

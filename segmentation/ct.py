@@ -53,6 +53,8 @@ CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 VESSELS = ("aorta", "pulmonary_artery", "superior_vena_cava", "inferior_vena_cava")
 MIN_HEART_RADIUS_MM = 5.0
 """A heart's largest blood-filled chamber holds at least a sphere of this radius (newborn)."""
+THIN_WALL_MM = 4.5
+"""Largest wall grown around the right ventricle and the atria (their walls are 2-5 mm)."""
 LUNG_SEARCH_MM = 60.0
 MIN_LUNG_FRACTION = 0.04
 """The heart lies between the lungs: at least this fraction of air within the search radius."""
@@ -136,8 +138,9 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
-    wall_mm = float(np.clip(0.45 * r_lv, 4.0, 12.0))
+    wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
     _add_myocardium(labels_work, arr, threshold, work, wall_mm=wall_mm)
+    _fill_heart(labels_work, arr, work, blood_cut=0.5 * (myo_hu + threshold))
     found = [LABELS.by_value(int(v)).name for v in np.unique(labels_work) if v]
     expected = [n for n in (*CHAMBERS, "myocardium", "aorta", "pulmonary_artery")
                 if structures is None or n in structures]
@@ -749,21 +752,52 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
 
 def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work: sitk.Image,
                     *, wall_mm: float) -> None:
-    """Label soft tissue around the chambers (within ``wall_mm``) as myocardium, in place."""
-    chamber_values = [LABELS.value_of(c) for c in CHAMBERS]
-    chambers = np.isin(labels, chamber_values)
-    if not chambers.any():
-        chambers = labels > 0
-    outside = _distance(~chambers, work)
+    """Label soft tissue around the chambers as myocardium, in place.
+
+    Soft tissue (-30 HU to the blood threshold; fat stops it) connected to the chambers, nearer
+    a chamber than a vessel, within ``wall_mm`` of the left ventricle or
+    :data:`THIN_WALL_MM` of the other chambers (right ventricle and atria have thin walls).
+    """
+    lv = labels == LABELS.value_of("left_ventricle")
+    others = np.isin(labels, [LABELS.value_of(c) for c in CHAMBERS if c != "left_ventricle"])
+    if not lv.any() and not others.any():
+        lv = labels > 0
+    chambers = lv | others
+    far = np.full(arr.shape, np.inf, np.float32)
+    d_lv = _distance(~lv, work) if lv.any() else far
+    d_other = _distance(~others, work) if others.any() else far
     vessels = (labels > 0) & ~chambers
-    to_vessel = _distance(~vessels, work) if vessels.any() else np.full(arr.shape, np.inf)
-    soft = (arr > -30.0) & (arr <= threshold) & (labels == 0) & (outside <= wall_mm) \
-        & (outside < to_vessel)
+    to_vessel = _distance(~vessels, work) if vessels.any() else far
+    near = np.where(d_lv <= d_other, d_lv <= wall_mm, d_other <= THIN_WALL_MM)
+    soft = (arr > -30.0) & (arr <= threshold) & (labels == 0) & near \
+        & (np.minimum(d_lv, d_other) < to_vessel)
     grown, _ = ndimage.label(soft | chambers)
     touching = np.unique(grown[chambers])
     myo = np.isin(grown, touching[touching > 0]) & soft
     myo = ndimage.binary_opening(myo, iterations=1)
     labels[myo] = LABELS.value_of("myocardium")
+
+
+def _fill_heart(labels: np.ndarray, arr: np.ndarray, work: sitk.Image, *,
+                blood_cut: float) -> None:
+    """Close the heart: unlabelled soft tissue or blood enclosed by chambers and myocardium.
+
+    Poorly mixed blood (a right atrium fed by unopacified IVC blood) falls below the blood
+    threshold and is not reached by the wall growth; enclosed in the heart, it becomes
+    ``blood_pool`` when it is brighter than ``blood_cut``, else myocardium.  In place.
+    """
+    heart_values = [LABELS.value_of(c) for c in CHAMBERS] + [LABELS.value_of("myocardium")]
+    heart = np.isin(labels, heart_values)
+    if not heart.any():
+        return
+    r = max(1, int(round(4.0 / min(work.GetSpacing()))))
+    closed = ndimage.binary_closing(heart, structure=ndimage.generate_binary_structure(3, 1),
+                                    iterations=r, border_value=0)
+    filled = ndimage.binary_fill_holes(closed, structure=np.array(
+        [[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
+    gap = filled & (labels == 0) & (arr > -30.0)
+    labels[gap & (arr >= blood_cut)] = LABELS.value_of("blood_pool")
+    labels[gap & (arr < blood_cut)] = LABELS.value_of("myocardium")
 
 
 def _keep_structures(labels: sitk.Image, structures: Sequence[str]) -> sitk.Image:

@@ -215,3 +215,22 @@ def test_empty_surface_is_an_error_and_nothing_is_written(tmp_path, surfaces):
     with pytest.raises(MeshError, match="empty"):
         export_surfaces(bad, tmp_path / "stl", fmt="stl")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_3mf_model_xml_follows_the_core_spec(tmp_path, surfaces):
+    import zipfile
+
+    from lxml import etree
+    (path,) = export_surfaces(surfaces, tmp_path / "p.3mf", fmt="3mf", space="ras")
+    with zipfile.ZipFile(path) as z:
+        root = etree.fromstring(z.read("3D/3dmodel.model"))
+    ns = "{http://schemas.microsoft.com/3dmanufacturing/core/2015/02}"
+    children = [c.tag.replace(ns, "") for c in root]
+    assert children.index("resources") > max(i for i, t in enumerate(children) if t == "metadata")
+    resources = [c.tag.replace(ns, "") for c in root.find(f"{ns}resources")]
+    assert resources[0] == "basematerials" and set(resources[1:]) == {"object"}
+    names = {m.get("name") for m in root.iter(f"{ns}metadata")}
+    assert names <= {"Title", "Designer", "Description", "Copyright", "LicenseTerms", "Rating",
+                     "CreationDate", "ModificationDate", "Application"}
+    assert "patient coordinates RAS" in next(
+        m.text for m in root.iter(f"{ns}metadata") if m.get("name") == "Description")

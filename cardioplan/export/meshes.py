@@ -13,7 +13,7 @@ format       names and colours                   units and coordinate convention
 ``glb``      node, mesh and material names,      glTF is metres, +Y up: vertices in mm under
              PBR base colours                    nodes scaled 0.001 and turned upright
                                                  (superior +Y, anterior +Z); asset.extras
-``3mf``      object names, ``basematerials``     ``unit="millimeter"``, metadata ``space``
+``3mf``      object names, ``basematerials``     ``unit="millimeter"``, ``Description``
              display colours (written here:
              trimesh's 3MF export has none)
 ===========  ==================================  ==========================================
@@ -345,8 +345,10 @@ def _add_3mf_colours(data: bytes, parts: list[Part], space: str) -> bytes:
         if index is not None:
             obj.set("pid", group_id)
             obj.set("pindex", str(index))
+    # well-known metadata names only: a prefixed name would need its own XML namespace
     for key, value in (("Application", f"CardioPlan {__version__}"),
-                       ("cardioplan:space", space.upper())):
+                       ("Description", f"CardioPlan model; units mm; patient coordinates "
+                                       f"{space.upper()}")):
         meta = etree.Element(f"{{{_NS_3MF}}}metadata", name=key)
         meta.text = value
         root.insert(0, meta)

@@ -349,7 +349,8 @@ def scan(path: str | os.PathLike[str], *, prefetch: bool = False) -> ScanResult:
             log.warning("skipping %s: %s", f, reason)
             unreadable.append((f, reason))
     if not records and not unreadable:
-        what = "is empty" if not files else f"holds {len(files)} files but none is DICOM"
+        what = ("is not a DICOM file" if root.is_file() else "is empty" if not files
+                else f"holds {len(files)} file(s) but none is DICOM")
         raise DicomError(f"{root} {what}; point to the folder holding the scan's DICOM "
                          "files (or a NIfTI/NRRD/MetaImage file)")
     series, skipped = _group(records)

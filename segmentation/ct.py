@@ -53,6 +53,8 @@ CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 VESSELS = ("aorta", "pulmonary_artery", "superior_vena_cava", "inferior_vena_cava")
 MIN_HEART_RADIUS_MM = 5.0
 """A heart's largest blood-filled chamber holds at least a sphere of this radius (newborn)."""
+SADDLE_SIGMA_MM = 2.0
+"""Gaussian sigma applied to the distance map before the marker watershed."""
 THIN_WALL_MM = 4.5
 """Largest wall grown around the right ventricle and the atria (their walls are 2-5 mm)."""
 LUNG_SEARCH_MM = 60.0
@@ -514,6 +516,10 @@ def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
         markers[comps > 0] = comps[comps > 0] + 1000
     d_img = sitk.GetImageFromArray(dist)
     d_img.CopyInformation(work)
+    # a valve orifice or septal defect is a short tube of constant radius between two wider
+    # cavities: smoothing the distance map turns that plateau into a saddle at its middle, so
+    # the border falls on the valve plane rather than anywhere along the orifice
+    d_img = sitk.SmoothingRecursiveGaussian(d_img, SADDLE_SIGMA_MM)
     m_img = sitk.GetImageFromArray(markers)
     m_img.CopyInformation(work)
     ws = sitk.MorphologicalWatershedFromMarkers(-d_img, m_img, markWatershedLine=False,
@@ -796,8 +802,9 @@ def _fill_heart(labels: np.ndarray, arr: np.ndarray, work: sitk.Image, *,
     filled = ndimage.binary_fill_holes(closed, structure=np.array(
         [[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
     gap = filled & (labels == 0) & (arr > -30.0)
-    labels[gap & (arr >= blood_cut)] = LABELS.value_of("blood_pool")
-    labels[gap & (arr < blood_cut)] = LABELS.value_of("myocardium")
+    cavity = ndimage.binary_opening(gap & (arr >= blood_cut), iterations=1)  # not thin walls
+    labels[cavity] = LABELS.value_of("blood_pool")
+    labels[gap & ~cavity] = LABELS.value_of("myocardium")
 
 
 def _keep_structures(labels: sitk.Image, structures: Sequence[str]) -> sitk.Image:

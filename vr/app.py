@@ -109,6 +109,9 @@ class VrStats:
     llvmpipe this includes all vertex and fragment processing)."""
     phase_ms: dict[str, list[float]] = field(default_factory=dict)
     """Per phase (input, interaction, scene, draw, gl_driver), per frame."""
+    pick_index_frame: int | None = None
+    """Frames submitted before the ray-pick index (built in a background thread at start-up)
+    was ready; on a loaded 2-core machine those frames compete with the build for the CPU."""
     plan_writes: int = 0
     mesh_reloads: int = 0
     controllers: dict[str, str] = field(default_factory=dict)
@@ -124,9 +127,10 @@ class VrStats:
         return out
 
 
-def percentiles(values: list[float]) -> dict[str, float]:
-    """``{"median", "p99", "max", "n"}`` of a list of times (first 5 frames skipped: warm-up)."""
-    v = values[5:] if len(values) > 20 else values
+def percentiles(values: list[float], *, skip: int = 5) -> dict[str, float]:
+    """``{"median", "p99", "max", "n"}`` of a list of times, the first ``skip`` (warm-up)
+    left out when there are more than 20."""
+    v = values[skip:] if len(values) > 20 else values
     if not v:
         return {"median": 0.0, "p99": 0.0, "max": 0.0, "n": 0}
     s = sorted(v)
@@ -335,6 +339,8 @@ class VrApp:
             picker = MeshPicker(meshes)
             if self.interaction is not None:
                 self.interaction.picker = picker
+            if self.stats.pick_index_frame is None:
+                self.stats.pick_index_frame = self.stats.frames
 
         threading.Thread(target=build, name="cardioplan-picker", daemon=True).start()
 

@@ -12,15 +12,12 @@ Examples
 
 from __future__ import annotations
 
-from cardioplan.dicom.discover import (
+from cardioplan.dicom.discover import ScanResult, Series, Skipped, scan
+from cardioplan.dicom.geometry import (
     Frame,
     Geometry,
     Phase,
-    ScanResult,
-    Series,
-    Skipped,
     orientation_label,
-    scan,
     series_geometry,
     split_phases,
 )

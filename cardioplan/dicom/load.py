@@ -30,16 +30,8 @@ import SimpleITK as sitk
 from pydicom.pixels import iter_pixels, pixel_array
 from pydicom.uid import UID
 
-from cardioplan.dicom.discover import (
-    Frame,
-    Phase,
-    ScanResult,
-    Series,
-    orthonormal,
-    prefetch_file,
-    scan,
-    series_geometry,
-)
+from cardioplan.dicom.discover import ScanResult, Series, prefetch_file, scan
+from cardioplan.dicom.geometry import Frame, Phase, orthonormal, series_geometry
 from cardioplan.errors import DicomError, GeometryError, InputError
 from cardioplan.progress import progress
 from cardioplan.volume import Volume

@@ -135,6 +135,7 @@ class Controls:
             action=self.actions["haptic"], subaction_path=self.hand_paths[haptic.hand]), vib)
 
     def destroy(self) -> None:
+        """Destroy the pose spaces and the action set (before the session)."""
         xr = self._xr
         for s in self.spaces.values():
             xr.destroy_space(s)

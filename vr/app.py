@@ -250,6 +250,7 @@ class _PlanWriter:
         self.thread.start()
 
     def put(self, changes: list[PlanChange]) -> None:
+        """Queue changes to be saved together in one plan revision."""
         self.busy.set()
         self.q.put(changes)
 

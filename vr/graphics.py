@@ -62,6 +62,7 @@ class GLContext:
     """The OpenXR extension the binding needs besides ``XR_KHR_opengl_enable``."""
 
     def make_current(self) -> None:
+        """Make this context current on the calling thread."""
         raise NotImplementedError
 
     def binding(self) -> Any:
@@ -69,9 +70,11 @@ class GLContext:
         raise NotImplementedError
 
     def destroy(self) -> None:
+        """Release the context (after every GL object made with it)."""
         raise NotImplementedError
 
     def gl_version(self) -> tuple[int, int]:
+        """(major, minor) OpenGL version of the context."""
         from OpenGL import GL
 
         self.make_current()
@@ -79,6 +82,7 @@ class GLContext:
         return major, int(GL.glGetIntegerv(GL.GL_MINOR_VERSION))
 
     def gl_info(self) -> dict[str, str]:
+        """GL renderer and version strings (for logs and --check)."""
         from OpenGL import GL
 
         self.make_current()

@@ -104,6 +104,7 @@ class FrameInput:
     head: Pose | None = None
 
     def hand(self, side: str) -> HandInput:
+        """The input of hand ``side`` (an idle, untracked hand when absent)."""
         return self.hands.get(side) or HandInput()
 
 
@@ -171,8 +172,11 @@ class Pick:
 
 
 class Picker(Protocol):
+    """Anything that answers which structure a ray (in LPS mm) hits first."""
+
     def pick(self, origin_mm: NDArray[np.float64], direction_mm: NDArray[np.float64], *,
-             visible: Callable[[str], bool]) -> Pick | None: ...
+             visible: Callable[[str], bool]) -> Pick | None:
+        """The nearest visible structure hit by the ray, or None."""
 
 
 class MeshPicker:

@@ -99,12 +99,14 @@ class MeshWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> MeshWatcher:
+        """Start watching in a daemon thread."""
         self._thread = threading.Thread(target=self._run, name="cardioplan-mesh-watcher",
                                         daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the thread (waits for a read in progress)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)

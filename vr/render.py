@@ -386,6 +386,7 @@ class Renderer:
             self.meshes[name] = _GpuMesh(self.ctx, self.mesh_prog, v, f, slot)
 
     def remove_meshes(self, names: Sequence[str]) -> None:
+        """Free the GPU buffers of structures that are gone."""
         for name in names:
             old = self.meshes.pop(name, None)
             if old is not None:
@@ -393,6 +394,7 @@ class Renderer:
 
     @property
     def n_triangles(self) -> int:
+        """Triangles on the GPU, all structures."""
         return sum(m.n_triangles for m in self.meshes.values())
 
     def set_volume(self, voxels: NDArray[np.uint8] | None,

@@ -196,6 +196,7 @@ class Lifecycle:
 
     @property
     def focused(self) -> bool:
+        """The session has input focus (controllers are read only then)."""
         return self.state == "FOCUSED"
 
     def _exit(self, reason: str) -> None:
@@ -275,6 +276,7 @@ class XrSession:
     # -- properties ----------------------------------------------------------------------------
     @property
     def headless(self) -> bool:
+        """A session without graphics (``XR_MND_headless``)."""
         return self.graphics_name == "headless"
 
     @property
@@ -284,6 +286,7 @@ class XrSession:
 
     @property
     def depth_submitted(self) -> bool:
+        """Depth swapchains are submitted with the projection layer."""
         return self.depth_format is not None
 
     # -- start-up -------------------------------------------------------------------------------
@@ -482,11 +485,13 @@ class XrSession:
         return int(getattr(r, "value", r))
 
     def wait_frame(self) -> Any:
+        """``xrWaitFrame``: blocks until the runtime wants the next frame; its ``XrFrameState``."""
         import xr
 
         return xr.wait_frame(self.session)
 
     def begin_frame(self) -> None:
+        """``xrBeginFrame``."""
         import xr
 
         xr.begin_frame(self.session)

@@ -12,7 +12,7 @@ vr --json`` prints it, ``scripts/bench_vr.py`` summarises it.
 Examples
 --------
 >>> stats = run_vr("case1", VrOptions(frames=60))          # doctest: +SKIP
->>> stats.exit_reason
+>>> stats.exit_reason                                       # doctest: +SKIP
 'the user or the app asked to exit'
 """
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import highdicom as hd
 import numpy as np
 import pydicom
@@ -11,7 +13,7 @@ from mesh_shapes import ROTATED, nested_spheres
 
 from cardioplan.case import Case
 from cardioplan.dicom.write import write_series
-from cardioplan.errors import CaseError, InputError
+from cardioplan.errors import CaseError, DicomError, InputError
 from cardioplan.export.dicom_seg import write_case_dicom_seg, write_dicom_seg
 from cardioplan.ingest import import_case
 from cardioplan.labels import LABELS
@@ -78,4 +80,14 @@ def test_dicom_seg_refuses_labels_off_the_source_grid(dicom_case, tmp_path):
         write_dicom_seg(cropped, files, tmp_path / "x.dcm")
     # a flipped copy has the same slice positions, so it is accepted and stays consistent
     write_dicom_seg(flipped, files, tmp_path / "f.dcm")
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_dicom_seg_with_moved_source_files_is_a_clear_error(dicom_case, tmp_path):
+    moved = tmp_path / "moved_case"
+    shutil.copytree(dicom_case.path, moved)
+    case = Case.open(moved)
+    case.update(lambda m: m["inputs"][0].__setitem__("path", str(tmp_path / "gone")))
+    with pytest.raises(DicomError, match="re-import"):
+        write_case_dicom_seg(case, tmp_path / "x.dcm")
     assert not (tmp_path / "x.dcm").exists()

@@ -1,14 +1,15 @@
 """DICOM Segmentation (SEG) objects that reference the source CT/MR series (highdicom).
 
 This is the one module downstream of :mod:`cardioplan.dicom` that imports pydicom: a DICOM-SEG
-is DICOM, and highdicom builds it from the source images' headers (read with
-``stop_before_pixels``; pixel data is never decoded).  The case's ``inputs`` record (written by
-``cardioplan import``) names the source folder, files and SOPInstanceUIDs in slice order.
+is DICOM, and highdicom builds it from the source images' headers.  The case's ``inputs``
+record (written by ``cardioplan import``) names the source folder, files and SOPInstanceUIDs in
+slice order.
 
-The SEG is a BINARY segmentation, one segment per structure with its label-table name,
-SNOMED-CT property type, category (Anatomical Structure, or Body Substance for blood) and
-display colour (CIELab).  Patient and study attributes are copied from the source by highdicom,
-as PACS and viewers require; nothing is logged about them.
+The source headers come from :func:`cardioplan.dicom.source.source_headers` (one per slice of
+the case image, pixel data never read).  The SEG is a BINARY segmentation, one segment per
+structure with its label-table name, SNOMED-CT property type, category (Anatomical Structure,
+or Body Substance for blood) and display colour (CIELab).  Patient and study attributes are
+copied from the source by highdicom, as PACS and viewers require; nothing is logged about them.
 
 Examples
 --------
@@ -34,6 +35,7 @@ from pydicom.sr.codedict import codes
 
 from cardioplan import __version__
 from cardioplan.case import Case
+from cardioplan.dicom.source import source_headers
 from cardioplan.errors import CaseError, CaseExistsError, InputError
 from cardioplan.fileio import atomic_path
 from cardioplan.labels import LABELS, Label, LabelTable
@@ -70,7 +72,8 @@ def segment_descriptions(labels: Sequence[Label]) -> list[hd.seg.SegmentDescript
     return out
 
 
-def write_dicom_seg(labels: sitk.Image, source_files: Sequence[str | os.PathLike[str]],
+def write_dicom_seg(labels: sitk.Image,
+                    sources: Sequence[str | os.PathLike[str] | pydicom.Dataset],
                     path: str | os.PathLike[str], *, table: LabelTable = LABELS,
                     structures: Sequence[str] | None = None, series_number: int = 900,
                     force: bool = False) -> Path:
@@ -80,8 +83,8 @@ def write_dicom_seg(labels: sitk.Image, source_files: Sequence[str | os.PathLike
     ----------
     labels : SimpleITK.Image
         The label map, on the grid of the source series.
-    source_files : sequence of path-like
-        The source series' files (any order).  Only headers are read.
+    sources : sequence of path-like or pydicom.Dataset
+        The source series: its files (any order; only headers are read) or their headers.
     path : path-like
         Output ``.dcm`` file.
     table : LabelTable
@@ -112,7 +115,7 @@ def write_dicom_seg(labels: sitk.Image, source_files: Sequence[str | os.PathLike
     chosen = resolve_structures(labels, structures=structures, table=table)
     values = sorted({v for s in chosen for v in s.values})
     wanted = [table.by_value(v) for v in values]
-    sources = _read_headers(source_files)
+    sources = _read_headers(sources)
     order = _slice_order(labels, sources)
     arr = sitk.GetArrayViewFromImage(labels)
     lut = np.zeros(256, dtype=np.uint8)
@@ -143,13 +146,15 @@ def write_dicom_seg(labels: sitk.Image, source_files: Sequence[str | os.PathLike
     return target
 
 
-def _read_headers(files: Sequence[str | os.PathLike[str]]) -> list[pydicom.Dataset]:
-    if not files:
+def _read_headers(sources: Sequence[str | os.PathLike[str] | pydicom.Dataset]
+                  ) -> list[pydicom.Dataset]:
+    if not sources:
         raise InputError("DICOM-SEG needs the source DICOM series, but no files were given")
     headers = []
-    for f in files:
+    for f in sources:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            ds = f if isinstance(f, pydicom.Dataset) else pydicom.dcmread(
+                f, stop_before_pixels=True)
         except FileNotFoundError as exc:
             raise InputError(f"source DICOM file {f} is missing; the DICOM-SEG must reference "
                              "the series the case was imported from (restore it or re-import)"
@@ -211,10 +216,9 @@ def write_case_dicom_seg(case: Case, path: str | os.PathLike[str], *,
     >>> write_case_dicom_seg(Case.open("case1"), "seg.dcm", structures=["heart"])  # doctest: +SKIP
     """
     record = _dicom_input(case)
-    folder = Path(record["path"])
-    files = [folder / f for f in record.get("files", [])]
     labels = case.read_labels()
-    return write_dicom_seg(labels, files, path, structures=structures, force=force)
+    return write_dicom_seg(labels, source_headers(record), path, structures=structures,
+                           force=force)
 
 
 def _dicom_input(case: Case) -> dict[str, Any]:
@@ -226,7 +230,4 @@ def _dicom_input(case: Case) -> dict[str, Any]:
     if record.get("multiframe"):
         raise CaseError("DICOM-SEG export supports single-frame source series; this case came "
                         "from a multi-frame (enhanced) series; export seg.nrrd instead")
-    if not record.get("files") or not record.get("path"):
-        raise CaseError("the case's input record lists no source DICOM files; re-import the "
-                        "series with `cardioplan import`")
     return record

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from cardioplan.case import Case, utc_now
-from cardioplan.errors import CaseExistsError, DicomError, InputError
+from cardioplan.errors import CaseExistsError, DicomError, InputError, OutputError
 from cardioplan.volume import Volume
 
 __all__ = ["read_volume", "import_case", "input_record", "smallest_safe_type", "IMAGE_SUFFIXES"]
@@ -291,3 +291,9 @@ def _check_output(src: Path, out: Path, *, force: bool) -> None:
                                   "only replaces cases: choose another output folder")
         if not out.is_dir():
             raise CaseExistsError(f"{out} exists and is not a folder; choose another path")
+    ancestor = out.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {out}: {ancestor} is not a writable folder; choose a "
+                          "writable output folder")  # checked before the (slow) scan is read

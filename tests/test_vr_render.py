@@ -165,3 +165,28 @@ def test_menu_panel_texture_is_upright_and_not_mirrored(renderer):
     assert np.argmax(px(img, top, right)) == 1  # green
     assert np.argmax(px(img, bottom, left)) == 2  # blue
     assert px(img, bottom, right).max() < 30  # black
+
+
+def test_linear_swapchain_path_encodes_in_the_shader_to_the_same_colours(renderer):
+    """Runtimes without sRGB formats get RGBA8: the shader then encodes, same result."""
+    from vr.render import Renderer
+
+    ctx = renderer.ctx
+    linear = Renderer(ctx, srgb=False)
+    color = ctx.texture(SIZE, 4)  # GL_RGBA8
+    depth = ctx.depth_renderbuffer(SIZE)
+    linear.fbo = ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+    try:
+        frames = []
+        for r in (renderer, linear):
+            r.set_meshes({"aorta": sphere((0, 0, 0), 40)})
+            frames.append(render(r, SceneFrame(model=MODEL, styles={
+                "aorta": StructureStyle(color=(200, 30, 130))})))
+            r.remove_meshes(["aorta"])
+        a, b = (px(f, *CENTRE) for f in frames)
+        assert np.abs(a - b).max() < 12  # 8-bit rounding of the two encodings
+        assert a[0] > 150
+    finally:
+        linear.release()
+        color.release()
+        depth.release()

@@ -62,9 +62,13 @@ MIN_LUNG_FRACTION = 0.04
 """The heart lies between the lungs: at least this fraction of air within the search radius."""
 MIN_HEART_ML = 5.0
 
-_JUNCTIONS = (("right_atrium", "superior_vena_cava"), ("right_atrium", "inferior_vena_cava"),
-              ("left_ventricle", "aorta"))
-"""Chamber -> vessel openings without a clear narrowing (see :func:`_vessel_junctions`)."""
+_JUNCTIONS = (("right_atrium", "superior_vena_cava", 1.2),
+              ("right_atrium", "inferior_vena_cava", 1.2),
+              ("left_ventricle", "aorta", 1.0))
+"""Chamber -> vessel openings without a clear narrowing (see :func:`_vessel_junctions`), with
+the local thickness, relative to the vessel's radius, up to which chamber voxels join the
+vessel: the caval veins flare into the atrium; the outflow tract is about as wide as the
+aortic root."""
 
 # expected direction (LPS) of each chamber's centre from the heart centre, situs solitus
 _CHAMBER_DIRECTIONS = {
@@ -709,21 +713,21 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     chamber's body) join the vessel.
     """
     present = {int(v) for v in np.unique(labels)}
-    pairs = [(LABELS.value_of(c), LABELS.value_of(v)) for c, v in _JUNCTIONS
+    pairs = [(LABELS.value_of(c), LABELS.value_of(v), k) for c, v, k in _JUNCTIONS
              if LABELS.value_of(c) in present and LABELS.value_of(v) in present]
-    pairs = [(c, v) for c, v in pairs
+    pairs = [(c, v, k) for c, v, k in pairs
              if (ndimage.binary_dilation(labels == v) & (labels == c)).any()]
     if not pairs:
         return
     step = max(work.GetSpacing())
-    r_vessel = {v: float(np.percentile(dist[labels == v], 99)) for _, v in pairs}
+    r_vessel = {v: float(np.percentile(dist[labels == v], 99)) for _, v, _ in pairs}
     thickness = _local_thickness(labels > 0, dist, work, np.arange(
-        2 * step, max(r_vessel.values()) + 1.5 * step, step))
-    for c, v in pairs:
+        2 * step, 1.2 * max(r_vessel.values()) + 1.5 * step, step))
+    for c, v, k in pairs:
         vessel = labels == v
         r_v = r_vessel[v]
         near = _distance(~vessel, work) <= 1.5 * r_v
-        thin = (labels == c) & near & (thickness <= r_v + 0.5 * step)
+        thin = (labels == c) & near & (thickness <= k * r_v + 0.5 * step)
         comps, n = ndimage.label(thin | vessel)
         touching = np.unique(comps[vessel])
         labels[thin & np.isin(comps, touching[touching > 0])] = v

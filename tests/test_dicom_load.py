@@ -409,3 +409,13 @@ def test_deflated_transfer_syntax(tmp_path):
         ds.save_as(f, enforce_file_format=True)
     vol = load_volume(tmp_path / "ct")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(vol.image), sitk.GetArrayFromImage(img))
+
+
+def test_series_by_description_words(tmp_path):
+    write_ct(tmp_path / "a", series_number=2, series_description="CTA 0.6 Best Diast",
+             study_instance_uid="1")
+    write_ct(tmp_path / "b", series_number=3, series_description="CTA 0.6 Best Syst",
+             study_instance_uid="1", uid_seed="b")
+    assert load_volume(tmp_path, series="best syst").source["series_number"] == 3
+    with pytest.raises(InputError, match="ambiguous.*Diast.*Syst"):
+        load_volume(tmp_path, series="CTA")

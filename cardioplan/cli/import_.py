@@ -33,7 +33,8 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     help="the case folder to create (must not exist unless --force)")
     sp.add_argument("--series", metavar="S",
                     help="which DICOM series: the index shown by `cardioplan info` (e.g. 2 or "
-                         "#2), a SeriesNumber (e.g. 301) or a SeriesInstanceUID")
+                         "#2), a SeriesNumber (e.g. 301), a SeriesInstanceUID, or words from "
+                         "the series description (e.g. 'best diast')")
     sp.add_argument("--phase", metavar="P",
                     help="which cardiac phase of a 4D series: a 1-based index (e.g. 3) or a "
                          "percentage of the R-R interval (e.g. 75%%); default mid-diastole "

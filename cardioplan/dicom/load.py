@@ -110,12 +110,13 @@ def load_volume(path: str | os.PathLike[str], *, series: str | None = None,
 def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Series, str]:
     """Pick the series to load; returns it and a sentence saying why.
 
-    ``selector`` is a SeriesInstanceUID, a SeriesNumber, or the index from ``cardioplan info``
-    (``"#N"`` forces the index).  Without a selector a lone series is taken; otherwise the
-    largest volumetric series (>= 2 slices per phase) of the preferred modality (CT, then MR)
-    is chosen, series that cannot form one volume (mixed orientations, duplicate positions)
-    last.  Equally good candidates that are one cardiac phase each (their R-R percentages are
-    recorded) give the one closest to mid-diastole; otherwise they are an error listing them.
+    ``selector`` is a SeriesInstanceUID, a SeriesNumber, the index from ``cardioplan info``
+    (``"#N"`` forces the index), or words from the SeriesDescription (case-insensitive).
+    Without a selector a lone series is taken; otherwise the largest volumetric series (>= 2
+    slices per phase) of the preferred modality (CT, then MR) is chosen, series that cannot
+    form one volume (mixed orientations, duplicate positions) last.  Equally good candidates
+    that are one cardiac phase each (their R-R percentages are recorded) give the one closest
+    to mid-diastole; otherwise they are an error listing them.
     """
     if not result.series:
         reasons = "; ".join(sorted({s.reason for s in result.skipped})) or "none"
@@ -307,12 +308,15 @@ def _select(result: ScanResult, selector: str) -> Series:
         matches = [s for s in result.series if s.index == n]
         if not force_index:
             matches += [s for s in result.series if s.series_number == n and s not in matches]
+    else:  # words: a case-insensitive part of the SeriesDescription
+        matches = [s for s in result.series if text.lower() in s.description.lower()]
     if len(matches) == 1:
         return matches[0]
     listing = "; ".join(f"#{s.index} {_describe(s)}" for s in (matches or result.series))
     if len(matches) > 1:
+        hint = f"'#{n}' for the index" if n is not None else "the index"
         raise InputError(f"--series {selector} is ambiguous: it matches {listing}; use "
-                         f"'#{n}' for the index or the SeriesInstanceUID")
+                         f"{hint} or the SeriesInstanceUID")
     raise InputError(f"--series {selector} matches no series in {result.root}; the series "
                      f"are: {listing} (run `cardioplan info {result.root}`)")
 

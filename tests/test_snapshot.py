@@ -244,3 +244,20 @@ def test_slice_inset_shows_mesh_cut_lines_on_the_label_outlines(renderer, data) 
     rgb = renderer.render(replace(state, slice_inset=False), plan, view="lao")
     corner = rgb[int(round((1 - y1) * h)):, int(round(x0 * w)):]
     assert exact_color_mask(corner, LABELS["left_ventricle"].color).sum() < 10
+
+
+def test_shared_boundaries_show_the_chamber_not_the_wall() -> None:
+    """Neighbours share boundary triangles exactly; the chamber must win, without speckles."""
+    import pyvista as pv
+
+    from cardioplan.viewer.scene import SceneData
+
+    ball = pv.Sphere(radius=20, theta_resolution=60, phi_resolution=60)
+    data = SceneData({"left_ventricle": ball, "myocardium": ball.copy()})
+    plan = Plan()
+    with OffscreenRenderer(data, size=SIZE) as r:
+        rgb = r.render(scene_state(plan, data.structures), plan, view="lao")
+    among = ["left_ventricle", "myocardium"]
+    lv = color_mask(rgb, "left_ventricle", among, max_angle_deg=12).sum()
+    wall = color_mask(rgb, "myocardium", among, max_angle_deg=12).sum()
+    assert lv > 1000 and wall < 0.05 * lv  # (without the offsets: the wall covers it all)

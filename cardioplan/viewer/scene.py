@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
-from vtkmodules.vtkRenderingCore import vtkProperty
+from vtkmodules.vtkRenderingCore import vtkMapper, vtkProperty
 
 from cardioplan.case import Case
 from cardioplan.errors import InputError
@@ -52,6 +52,13 @@ BACKGROUND = (0.10, 0.11, 0.13)
 """Dark grey, as clinical viewers use; no label colour is near it."""
 LANDMARK_COLOR = (1.0, 0.92, 0.2)
 MEASURE_COLOR = (1.0, 1.0, 1.0)
+DEPTH_PRIORITY = {"myocardium": 3, "blood_pool": 3, "heart": 6}
+"""Polygon offset (slope factor and units) pushing enclosing structures behind the structures
+they share a boundary with.
+
+The mesher gives neighbours *one* shared set of triangles (left ventricle | myocardium), so the
+two surfaces coincide exactly there and would z-fight (speckles) when a cut opens the heart;
+with these offsets the chamber or vessel wins and the wall never shows through it."""
 BACKFACE_SHADE = 0.5
 """Inner surfaces (seen through a cut) are drawn at this fraction of the colour, so a cut is
 obvious at a glance; the meshes' normals point outwards."""
@@ -217,11 +224,14 @@ class Scene:
         self._window = (default_window(data.image, data.modality)
                         if data.image is not None else (0.0, 1.0))
         plotter.set_background(BACKGROUND)
+        vtkMapper.SetResolveCoincidentTopologyToPolygonOffset()  # honour per-mapper offsets
         for name in data.structures:
             mesh = _with_normals(data.meshes[name])
             actor = plotter.add_mesh(mesh, color=(0.8, 0.8, 0.8), smooth_shading=False,
                                      name=f"mesh:{name}", reset_camera=False, pickable=True,
                                      specular=0.25, specular_power=20.0, render=False)
+            push = float(DEPTH_PRIORITY.get(name, 0))  # units alone leave MSAA speckles
+            actor.GetMapper().SetRelativeCoincidentTopologyPolygonOffsetParameters(push, push)
             self.actors[name] = actor
 
     # -- state ------------------------------------------------------------------------------

@@ -51,10 +51,10 @@ def main() -> int:
     pts = np.vstack([v[:, :3] for v, _ in up.meshes.values()]).astype(float)
     pivot = (pts.min(0) + pts.max(0)) / 2
     head = Pose((0.0, 1.6, 0.0))
-    plan.model_pose = ModelPose(position=(0.0, 1.6, -0.36), scale=1.5)
+    plan.model_pose = ModelPose(position=(0.07, 1.6, -0.36), scale=1.5)
     it = Interaction(plan, structures=list(up.meshes), pivot_mm=pivot,
                      picker=MeshPicker({n: (v[:, :3], f) for n, (v, f) in up.meshes.items()}))
-    left = Pose((-0.22, 1.36, -0.5), xrmath.quat_multiply(
+    left = Pose((-0.22, 1.36, -0.47), xrmath.quat_multiply(
         xrmath.quat_from_axis_angle((0, 1, 0), 0.5), xrmath.quat_from_axis_angle((1, 0, 0), 0.5)))
     right = Pose((0.12, 1.45, -0.2), xrmath.quat_from_two_vectors(
         (0, 0, -1), np.subtract(it.model_pose.position, (0.12, 1.45, -0.2))))

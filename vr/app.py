@@ -181,9 +181,10 @@ def scene_frame(it: Interaction, frame: FrameInput, *, colors: dict[str, tuple[i
         p = xrmath.transform_points(model, lm.point)
         out.points.append((p, 0.005, (0.1, 0.9, 1.0, 1.0)))
         out.labels.append(Label(lm.name, p, 0.016, (120, 230, 255)))
-    if it.state.pending_point is not None:
-        p = xrmath.transform_points(model, it.state.pending_point)
-        out.points.append((p, 0.005, (1.0, 0.5, 0.1, 1.0)))
+    pending = [xrmath.transform_points(model, p) for p in it.state.pending_points]
+    out.points += [(p, 0.005, (1.0, 0.5, 0.1, 1.0)) for p in pending]
+    for a, b in zip(pending[:-1], pending[1:], strict=True):
+        out.lines.append((a, b, (1.0, 0.5, 0.1, 1.0)))
     if it.state.selected and it.state.selected in it.structures:
         sel = it.state.selected
         name = LABELS[sel].display_name if sel in LABELS else sel

@@ -17,6 +17,7 @@ Controls (right hand = dominant; the same on the left unless stated)
   - *cut*: a cut plane is held in front of the hand (it removes what lies between the hand and
     the plane's far side, so you look inside); the trigger places it in the plan.
   - *measure*: two presses at the controller tip store a distance in millimetres.
+  - *angle*: three presses (the second is the vertex) store an angle in degrees.
   - *landmark*: one press stores a landmark at the controller tip.
 - **thumbstick / trackpad left-right**: previous / next rehearsal step.
 - **A/X or menu button**: open or close the menu panel (on the left hand; point with the right).
@@ -58,7 +59,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TOOLS = ("grab", "cut", "measure", "landmark")
+TOOLS = ("grab", "cut", "measure", "angle", "landmark")
 """Trigger tools, in the order B/Y cycles them."""
 HANDS = ("left", "right")
 PRESS, RELEASE = 0.75, 0.25
@@ -147,7 +148,8 @@ class PlanChange:
                                      structure=d.get("structure"))
             item.id = d.get("id", item.id)
         elif self.kind == "measurement":
-            item = plan.add_measurement(kind="distance", points=d["points"], name=d.get("name"))
+            item = plan.add_measurement(kind=d.get("kind", "distance"), points=d["points"],
+                                        name=d.get("name"))
             item.id = d.get("id", item.id)
         elif self.kind == "cut_plane":
             plan.upsert_cut_plane(CutPlane(name=d["name"], origin=d["origin"],
@@ -383,8 +385,8 @@ class InteractionState:
     step: int = 0
     menu_open: bool = False
     menu_hover: str | None = None
-    pending_point: tuple[float, float, float] | None = None
-    """First point of a distance being measured (LPS mm)."""
+    pending_points: list[tuple[float, float, float]] = field(default_factory=list)
+    """Points of a distance or angle being measured (LPS mm)."""
     held_plane: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
     """The cut plane in the hand (LPS mm point and unit normal), shown while the cut tool is on."""
     ray_hit_m: dict[str, float] = field(default_factory=dict)
@@ -636,7 +638,7 @@ class Interaction:
 
     def _set_tool(self, tool: str) -> None:
         self.state.tool = tool
-        self.state.pending_point = None
+        self.state.pending_points = []
         self.state.held_plane = None
         self.state.status = f"Tool: {tool}"
 
@@ -688,19 +690,32 @@ class Interaction:
                 self.state.selected = pick.structure
                 self.state.status = f"Selected: {pick.structure}"
             haptics.append(Haptic(side, 0.6, 0.04))
-        elif tool == "measure":
-            if self.state.pending_point is None:
-                self.state.pending_point = tip
-                self.state.status = "Measure: press again at the second point"
+        elif tool in ("measure", "angle"):
+            need = 2 if tool == "measure" else 3
+            self.state.pending_points.append(tip)
+            if len(self.state.pending_points) < need:
+                which = ("second", "third")[len(self.state.pending_points) - 1]
+                vertex = " (the vertex)" if tool == "angle" and which == "second" else ""
+                self.state.status = f"{tool.capitalize()}: press at the {which} point{vertex}"
                 haptics.append(Haptic(side, 0.4, 0.03))
+                return
+            pts = [list(p) for p in self.state.pending_points]
+            self.state.pending_points = []
+            kind = "distance" if tool == "measure" else "angle"
+            if kind == "angle" and (np.allclose(pts[0], pts[1]) or np.allclose(pts[2], pts[1])):
+                self.state.status = "Angle: the vertex must differ from the other points"
+                haptics.append(Haptic(side, 0.2, 0.1))
+                return
+            changes.append(PlanChange("measurement", {"kind": kind, "points": pts,
+                                                      "id": self._remember("measurements")}))
+            if kind == "distance":
+                value = float(np.linalg.norm(np.subtract(pts[1], pts[0])))
+                self.state.status = f"Distance: {value:.1f} mm"
             else:
-                pts = [list(self.state.pending_point), list(tip)]
-                item_id = self._remember("measurements")
-                changes.append(PlanChange("measurement", {"points": pts, "id": item_id}))
-                length = float(np.linalg.norm(np.subtract(pts[1], pts[0])))
-                self.state.status = f"Distance: {length:.1f} mm"
-                self.state.pending_point = None
-                haptics.append(Haptic(side, 0.8, 0.06))
+                u, w = np.subtract(pts[0], pts[1]), np.subtract(pts[2], pts[1])
+                cos = float(np.dot(u, w) / (np.linalg.norm(u) * np.linalg.norm(w)))
+                self.state.status = f"Angle: {np.degrees(np.arccos(np.clip(cos, -1, 1))):.1f} deg"
+            haptics.append(Haptic(side, 0.8, 0.06))
         elif tool == "landmark":
             pick = self._pick(aim, max_mm=None)
             changes.append(PlanChange("landmark", {

@@ -21,7 +21,7 @@ MENU_PIXELS = (480, 600)
 """Menu texture size (width, height); the panel is 0.24 x 0.30 m, so 2 px per mm."""
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=32)
 def _font(size: int) -> Any:
     from PIL import ImageFont
 
@@ -93,7 +93,12 @@ def menu_image(buttons: Sequence[MenuButton], *, hover: str | None = None,
             y = (box[1] + box[3]) // 2 - sw // 2
             d.rectangle((x, y, x + sw, y + sw), fill=(*b.color, 255))
             x += sw + 8
-        tb = d.textbbox((0, 0), b.label, font=font)
+        size, label_font = 20, font
+        tb = d.textbbox((0, 0), b.label, font=label_font)
+        while tb[2] > box[2] - x - 4 and size > 11:  # shrink long labels to fit the button
+            size -= 1
+            label_font = _font(size)
+            tb = d.textbbox((0, 0), b.label, font=label_font)
         y = (box[1] + box[3]) // 2 - (tb[3] + tb[1]) // 2
-        d.text((x, y), b.label, font=font, fill=text)
+        d.text((x, y), b.label, font=label_font, fill=text)
     return np.asarray(img, dtype=np.uint8)

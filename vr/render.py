@@ -365,6 +365,7 @@ class Renderer:
         self._opaque: list[Any] = []
         self._transparent: list[Any] = []
         self._textured: list[Any] = []
+        self._n_labels = 0
         self._flat_ranges = (0, 0, 0)
         self._slice_verts: NDArray[np.float32] | None = None
         self._model_bytes = b""
@@ -626,6 +627,7 @@ class Renderer:
             textured.append((self._menu_texture(frame.menu),
                              frame.menu.pose.transform_point(_QUAD * [*frame.menu.size_m, 0.0])))
         self._textured = [t for t, _ in textured]
+        self._n_labels = len(frame.labels)
         if textured:
             uv = np.tile(_QUAD_UV, (len(textured), 1))
             data = np.hstack([np.vstack([c for _, c in textured]), uv]).astype(np.float32)
@@ -654,8 +656,14 @@ class Renderer:
             self.tex_prog["u_viewproj"].write(viewproj)
             self.tex_prog["u_tex"].value = 0
             for i, tex in enumerate(self._textured):
+                # text labels stay readable in front of everything; the menu is a solid panel
+                on_top = i < self._n_labels
+                if on_top:
+                    self.ctx.disable(mgl.DEPTH_TEST)
                 tex.use(0)
                 self._driver(self._tex_vao.render, mgl.TRIANGLES, vertices=6, first=6 * i)
+                if on_top:
+                    self.ctx.enable(mgl.DEPTH_TEST)
 
     def _text_texture(self, text: str, color: Color) -> tuple[Any, float]:
         key = (text, color)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 from typing import Any
 
 from cardioplan.cli._common import add_json_flag, print_json, subparser
@@ -13,20 +14,21 @@ __all__ = ["register", "run"]
 
 log = logging.getLogger(__name__)
 
-_TOOLS = ("grab", "cut", "measure", "landmark")
+_TOOLS = ("grab", "cut", "measure", "angle", "landmark")
 
 
 def register(sub: Any) -> argparse.ArgumentParser:
     sp = subparser(
         sub, "vr", help="review and rehearse the case on a VR headset (OpenXR)",
-        description="Show the case's meshes on a VR headset through the OpenXR runtime "
-                    "(SteamVR, Monado, WiVRn, Meta Link...).  Grip to grab and turn the "
-                    "heart, both grips to scale it; the trigger uses the current tool (select/"
-                    "hide a structure, place a cut plane, measure a distance in mm, place a "
-                    "landmark); the thumbstick steps through the plan's rehearsal steps; A/X or "
-                    "the menu button opens the menu panel.  Every change is saved to the case's "
-                    "plan.json at once, and changes made on disk (re-meshed structures, the "
-                    "desktop viewer's plan edits) appear in the headset within a second.",
+        description=textwrap.fill(
+            "Show the case's meshes on a VR headset through the OpenXR runtime (SteamVR, "
+            "Monado, WiVRn, Meta Link...).  Grip to grab and turn the heart, both grips to "
+            "scale it; the trigger uses the current tool (select/hide a structure, place a cut "
+            "plane, measure a distance in mm or an angle, place a landmark); the thumbstick "
+            "steps through the plan's rehearsal steps; A/X or the menu button opens the menu "
+            "panel.  Every change is saved to the case's plan.json at once, and changes made "
+            "on disk (re-meshed structures, the desktop viewer's plan edits) appear in the "
+            "headset within a second.", width=88),
         examples=["cardioplan vr --check",
                   "cardioplan vr CASE",
                   "cardioplan vr CASE --mirror            # spectator window (desktop)",
@@ -50,7 +52,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                          "(Linux desktop), wgl (Windows); default: wgl on Windows, glx with a "
                          "DISPLAY, else egl")
     sp.add_argument("--tool", choices=_TOOLS, default="grab",
-                    help="the trigger's tool at start (default: grab = select/hide)")
+                    help="the trigger's tool at start (default: grab = select/hide; measure = "
+                         "distance in mm from two points; angle = three points, the second "
+                         "is the vertex)")
     sp.add_argument("--reference", choices=("stage", "local"), default="stage",
                     help="reference space: stage (room-scale, floor at 0; falls back to local "
                          "when the runtime has none) or local (seated)")

@@ -57,6 +57,7 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> I
     try:
         yield tmp
         _fsync_file(tmp)
+        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the usual umask mode
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -94,6 +95,13 @@ def read_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CaseError(f"{what} {p} is corrupt ({exc}); restore it from a backup or recreate it") \
             from exc
+
+
+def _default_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_file(path: Path) -> None:

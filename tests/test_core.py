@@ -70,3 +70,15 @@ def test_cli_lists_every_command_and_uses_exit_code_2_for_usage(capsys) -> None:
         main(["--help"])
     assert exc.value.code == 0
     assert "cardioplan demo" in capsys.readouterr().out
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(tmp_path / "shared.json", {"v": 1})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644, \
+        "outputs are readable by others, like any file the user writes"

@@ -279,3 +279,27 @@ def test_block_picker_agrees_with_brute_force_on_nested_meshes():
             assert (got is None) == (best is None)
             if best:
                 assert got.structure == best[1] and got.distance_mm == pytest.approx(best[0])
+
+
+def test_add_step_records_the_pose_visible_structures_and_cut_planes_and_steps_restore_them():
+    plan = Plan(cut_planes=[CutPlane("c1", (0, 0, 0), (0, 0, 1))])
+    plan.set_display("aorta", visible=False)
+    it = make(plan)
+    it.state.menu_open = True
+    changes: list = []
+    it._menu_action("add_step", changes)
+    saved = Plan(cut_planes=list(plan.cut_planes))
+    saved.set_display("aorta", visible=False)
+    for c in changes:
+        c.apply(it.plan)
+        c.apply(saved)
+    step = saved.steps[-1]
+    assert step.title == "VR step 1" and step.visible == ["left_ventricle"]
+    assert step.cut_planes == [plan.cut_planes[0].id]
+    assert saved.view("VR step 1").model_pose.position == pytest.approx((0, 1.5, -1.0))
+    # move the model away, show the aorta, then step back to the recorded step
+    it.plan.model_pose = ModelPose(position=(1.0, 1.0, 1.0))
+    it.plan.set_display("aorta", visible=True)
+    it.go_to_step(0)
+    assert it.plan.model_pose.position == pytest.approx((0, 1.5, -1.0))
+    assert not it.is_visible("aorta")  # the step shows only what was visible

@@ -46,7 +46,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from cardioplan.labels import LABELS
-from cardioplan.plan import CutPlane, ModelPose, Plan
+from cardioplan.plan import CutPlane, ModelPose, Plan, RehearsalStep, SavedView
 from vr import xrmath
 from vr.xrmath import Pose
 
@@ -124,7 +124,7 @@ class PlanChange:
     """One edit of the plan, as plain data (applied locally at once and saved by the app).
 
     ``kind`` is one of ``model_pose``, ``display``, ``show_all``, ``landmark``, ``measurement``,
-    ``cut_plane``, ``remove_cut_planes``, ``remove``; ``data`` holds its arguments
+    ``cut_plane``, ``remove_cut_planes``, ``remove``, ``step``; ``data`` holds its arguments
     (JSON-friendly).  New items carry their ``id``, so the local copy and the saved plan agree
     and an undo can remove exactly them.
     """
@@ -159,6 +159,14 @@ class PlanChange:
                 plan.remove("cut_planes", name)
         elif self.kind == "remove":
             plan.remove(d["list"], d["key"])
+        elif self.kind == "step":
+            pose = d["model_pose"]
+            plan.upsert_view(SavedView(name=d["view"], model_pose=ModelPose(
+                position=pose["position"], orientation_xyzw=pose["orientation_xyzw"],
+                scale=pose["scale"])))
+            plan.steps.append(RehearsalStep(title=d["title"], view=d["view"],
+                                            visible=list(d["visible"]),
+                                            cut_planes=list(d["cut_planes"]), id=d["id"]))
         else:
             raise ValueError(f"unknown plan change {self.kind!r}")
 
@@ -299,7 +307,7 @@ def menu_layout(structures: Sequence[str], state: InteractionState, plan: Plan) 
     n = len(plan.steps)
     step = f"Step {state.step + 1}/{n}" if n else "No steps"
     rows.append([("step:-1", "< Prev", False, None), ("noop", step, False, None),
-                 ("step:+1", "Next >", False, None)])
+                 ("step:+1", "Next >", False, None), ("add_step", "+ Step", False, None)])
     rows.append([("undo", "Undo", False, None), ("slice", "CT slice", state.show_slice, None),
                  ("clear_cuts", "Clear cuts", False, None), ("show_all", "Show all", False, None),
                  ("close", "Close", False, None)])
@@ -733,6 +741,21 @@ class Interaction:
             self.state.status = "Cut plane placed"
             haptics.append(Haptic(side, 0.8, 0.05))
 
+    def _step_from_view(self) -> PlanChange:
+        """A rehearsal step of what the surgeon sees now: model pose (as a saved view), the
+        visible structures and the active cut planes."""
+        n = len(self.plan.steps) + 1
+        names = {v.name for v in self.plan.views}
+        view = next(f"VR step {i}" for i in range(n, n + 1000) if f"VR step {i}" not in names)
+        step_id = self._remember("steps")
+        self.state.step = n - 1
+        self.state.status = f"Added step {n}: {view}"
+        return PlanChange("step", {
+            "id": step_id, "title": view, "view": view,
+            "model_pose": self.model_pose.to_json(),
+            "visible": [s for s in self.structures if self.is_visible(s)],
+            "cut_planes": [c.id for c in self.active_cut_planes()]})
+
     def _remember(self, what: str) -> str:
         """A new item id, remembered for the menu's Undo."""
         item_id = uuid.uuid4().hex[:8]
@@ -770,6 +793,8 @@ class Interaction:
                 changes.append(PlanChange("remove_cut_planes", {"names": names}))
         elif kind == "show_all":
             changes.append(PlanChange("show_all", {"structures": list(self.structures)}))
+        elif kind == "add_step":
+            changes.append(self._step_from_view())
         elif kind == "undo":
             if self._undo:
                 what, key = self._undo.pop()

@@ -150,14 +150,21 @@ def test_view_without_display_points_to_snapshot_and_report(case, monkeypatch, c
     assert "cardioplan snapshot" in caplog.text and "cardioplan report" in caplog.text
 
 
+def test_view_with_a_stale_display_points_to_snapshot(case, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("DISPLAY", ":97")  # set, but no X server answers there
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["view", str(case.path)]) == 1
+    assert "does not answer" in caplog.text and "cardioplan snapshot" in caplog.text
+
+
 def test_view_without_meshes_explains_cardioplan_mesh(tmp_path, monkeypatch, caplog) -> None:
     from cardioplan.case import Case
 
-    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.delenv("DISPLAY", raising=False)  # the meshes are checked first
     with Case.create(tmp_path / "bare"):
         pass
     assert main(["view", str(tmp_path / "bare")]) == 1
-    assert "cardioplan mesh" in caplog.text
+    assert "cardioplan mesh" in caplog.text and "display" not in caplog.text
 
 
 _XVFB_SCRIPT = textwrap.dedent("""

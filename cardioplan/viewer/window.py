@@ -52,8 +52,29 @@ def image_slice_counts(case: Case) -> dict[str, int]:
 
 
 def has_display() -> bool:
-    """True when an X11 or Wayland display is available for a window."""
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    """True when a window can be opened: a Wayland display, or an X display that answers.
+
+    ``DISPLAY`` alone is not enough (a stale value after an SSH session would make VTK abort),
+    so the X server is asked with ``XOpenDisplay``.
+    """
+    if os.environ.get("WAYLAND_DISPLAY"):
+        return True
+    if not os.environ.get("DISPLAY"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("X11")
+    if name is None:
+        return False
+    xlib = ctypes.cdll.LoadLibrary(name)
+    xlib.XOpenDisplay.restype = ctypes.c_void_p
+    xlib.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    display = xlib.XOpenDisplay(None)
+    if not display:
+        return False
+    xlib.XCloseDisplay(display)
+    return True
 
 
 class ViewerWindow:
@@ -268,10 +289,14 @@ def open_viewer(case: Case | str | os.PathLike[str], *,
     CaseError
         The case has no meshes (the message says to run ``cardioplan mesh CASE``).
     """
+    from cardioplan.mesh.case_meshes import read_mesh_index
+
     case = case if isinstance(case, Case) else Case.open(case)
+    read_mesh_index(case)  # no meshes: say how to make them before anything else
     if not has_display():
         raise RuntimeMissingError(
-            "no display is available for the interactive viewer (DISPLAY is not set); "
+            "no display is available for the interactive viewer (DISPLAY is not set or its "
+            "X server does not answer); "
             f"render pictures instead with `cardioplan snapshot {case.path} -o view.png` or "
             f"`cardioplan report {case.path}`, or run under X forwarding / xvfb-run")
     start = time.perf_counter()

@@ -199,6 +199,11 @@ def scene_frame(it: Interaction, frame: FrameInput, *, colors: dict[str, tuple[i
         color = (0.3, 0.8, 1.0, 1.0) if side == "right" else (0.6, 0.6, 0.7, 1.0)
         out.lines.append((aim.position, aim.position + length * aim.forward, color))
         out.points.append((aim.position, 0.006, color))
+        if hand.grip_pose is not None:  # the controller's body, in the hand
+            body = hand.grip_pose.compose(Pose((0.0, 0.0, 0.02)))
+            pressed = hand.trigger > 0.5 or hand.grip > 0.5
+            out.boxes.append((body, (0.035, 0.03, 0.11),
+                              (0.55, 0.75, 0.95, 1.0) if pressed else (0.45, 0.47, 0.52, 1.0)))
         if side == "right" and it.state.tool == "cut" and held is not None:
             p, _n = cut_plane_from_hand(aim)
             out.quads.append((Pose(p, aim.orientation), (0.25, 0.25), (0.9, 0.9, 1.0, 0.18)))

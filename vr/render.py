@@ -226,6 +226,9 @@ class SceneFrame:
     """World markers (centre, radius m, linear RGBA), drawn as small octahedra."""
     quads: list[tuple[Pose, tuple[float, float], tuple[float, ...]]] = field(default_factory=list)
     """Flat translucent rectangles (pose, size m, linear RGBA), e.g. the held cut plane."""
+    boxes: list[tuple[Pose, tuple[float, float, float], tuple[float, ...]]] = \
+        field(default_factory=list)
+    """Solid boxes (pose, size m, linear RGBA) shaded per face: the controllers' bodies."""
     labels: list[Label] = field(default_factory=list)
     menu: MenuImage | None = None
     head: NDArray[np.float64] | None = None
@@ -283,6 +286,31 @@ def _billboard(label: Label, aspect: float, head: NDArray[np.float64]) -> NDArra
     up = np.cross(n, right)
     centre = label.position + up * (h * 1.3)
     return centre + _QUAD[:, :1] * right * (h * aspect) + _QUAD[:, 1:2] * up * h
+
+
+_BOX_FACES = [  # (normal axis, sign): two triangles per face, corners as +-0.5 offsets
+    (0, 1), (0, -1), (1, 1), (1, -1), (2, 1), (2, -1)]
+
+
+def _box(pose: Pose, size: tuple[float, float, float]) -> tuple[NDArray[np.float64], list[float]]:
+    """Triangles (36 vertices, world) of a box centred on ``pose`` and per-vertex shading
+    (a light from above and slightly in front), so a flat colour still reads as a solid."""
+    verts, shade = [], []
+    light = np.array([0.3, 0.9, 0.3]) / np.linalg.norm([0.3, 0.9, 0.3])
+    for axis, sign in _BOX_FACES:
+        u, v = [a for a in range(3) if a != axis]
+        corners = []
+        for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            c = np.zeros(3)
+            c[axis], c[u], c[v] = 0.5 * sign, 0.5 * a, 0.5 * b
+            corners.append(c * size)
+        quad = [corners[i] for i in (0, 1, 2, 0, 2, 3)]
+        verts += list(pose.transform_point(np.array(quad)))
+        normal = np.zeros(3)
+        normal[axis] = sign
+        f = 0.45 + 0.55 * max(float(np.dot(pose.transform_direction(normal), light)), 0.0)
+        shade += [f] * 6
+    return np.array(verts), shade
 
 
 class _GpuMesh:
@@ -607,6 +635,10 @@ class Renderer:
             o = _octahedron(np.asarray(centre, dtype=np.float64), r)
             tris.append(o)
             tri_cols += [col] * len(o)
+        for pose, size, col in frame.boxes:
+            verts, shade = _box(pose, size)
+            tris.append(verts)
+            tri_cols += [(col[0] * f, col[1] * f, col[2] * f, col[3]) for f in shade]
         n_solid = sum(len(t) for t in tris)
         for pose, (w, h), col in frame.quads:
             tris.append(pose.transform_point(_QUAD * [w, h, 0.0]))

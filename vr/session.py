@@ -105,7 +105,7 @@ def explain_missing_runtime(detail: str) -> str:
                 f"{', '.join(d['searched'])})")
     else:
         what = f"the active runtime {d['active_runtime_json'][0]} failed to load"
-    return (f"no OpenXR runtime: {what}. The loader said: {detail}. Start your runtime "
+    return (f"no OpenXR runtime: {what}. The loader said: {detail.rstrip('.')}. Start your runtime "
             "(SteamVR, Monado, WiVRn, Meta Link) or, for a headless test runtime, run "
             "scripts/install_monado.sh and `source /opt/monado/monado-env.sh`")
 

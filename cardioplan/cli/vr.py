@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import textwrap
 from typing import Any
 
@@ -77,6 +78,8 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.verbose:  # our messages explain a missing runtime; the loader's log is for -v
+        os.environ.setdefault("XR_LOADER_DEBUG", "none")
     if args.check:
         return _check(args)
     if not args.case:
@@ -118,7 +121,8 @@ def _check(args: argparse.Namespace) -> int:
         print_json(info)
         return 0
     views = ", ".join(f"{v['width']}x{v['height']}" for v in info["views"])
-    usable = [k for k, ok in info["graphics"].items() if ok]
+    usable = [k + (" (needs a display)" if k == "glx" and not os.environ.get("DISPLAY") else "")
+              for k, ok in info["graphics"].items() if ok]
     print(f"runtime:   {info['runtime']}")
     print(f"headset:   {info['system']} (views {views})")
     print(f"graphics:  {', '.join(usable) or 'none usable'}"

@@ -112,3 +112,47 @@ def test_real_ct_with_flipped_direction_is_shown_radiologically(shared_data: Pat
     # and the picture there is brighter (bone) than inside the liver (soft tissue)
     liver_inside = (seg[k] == 5) & grey
     assert rgb[vertebra & grey][:, 0].mean() > rgb[liver_inside][:, 0].mean() + 30
+
+
+def test_real_cine_mri_case_renders_and_reports(shared_data: Path, tmp_path: Path) -> None:
+    """ACDC short-axis MRI (intensities 0..1, 10 mm slices): the MR grey window comes from the
+    image's percentiles, and the report validates against the expert labels."""
+    from cardioplan.cli import main
+    from cardioplan.mesh import mesh_case
+    from cardioplan.viewer.slices import default_window
+
+    folder = shared_data / "mri" / "acdc"
+    image = sitk.ReadImage(str(folder / "patient001_frame01.nii.gz"))
+    gt = sitk.ReadImage(str(folder / "patient001_frame01_gt.nii.gz"))
+    acdc = {1: "right_ventricle", 2: "myocardium", 3: "left_ventricle"}
+    arr = sitk.GetArrayFromImage(gt)
+    labels = np.zeros(arr.shape, np.uint8)
+    for value, name in acdc.items():
+        labels[arr == value] = LABELS[name].value
+    label_img = sitk.GetImageFromArray(labels)
+    label_img.CopyInformation(gt)
+    with Case.create(tmp_path / "acdc") as case:
+        case.write_image(image, produced_by="test", modality="MR")
+        case.write_labels(label_img, produced_by="test")
+    case = Case.open(tmp_path / "acdc")
+    mesh_case(case, target="standalone")
+
+    lo, hi = default_window(to_lps(image), "MR")
+    assert 0.0 <= lo < hi <= 1.0  # normalised intensities, not a CT window
+    lps, lab = to_lps(image), to_lps(label_img)
+    k = int(np.argmax((sitk.GetArrayViewFromImage(lab) == LABELS["left_ventricle"].value)
+                      .sum(axis=(1, 2))))
+    rgb = slice_rgb(lps, lab, "axial", k, window=(lo, hi))
+    inside = sitk.GetArrayViewFromImage(lab)[k] == LABELS["left_ventricle"].value
+    grey = (rgb[..., 0] == rgb[..., 1]) & (rgb[..., 1] == rgb[..., 2])
+    assert rgb[inside & grey][:, 0].mean() > 100  # bright blood in cine MRI
+    assert exact_color_mask(rgb, LABELS["left_ventricle"].color, tol=0).sum() > 10
+
+    ref = tmp_path / "gt.nii.gz"
+    sitk.WriteImage(gt, str(ref))
+    assert main(["report", str(case.path), "--reference", str(ref), "--ref-map",
+                 "1=right_ventricle,2=myocardium,3=left_ventricle", "--views", "anterior",
+                 "--size", "200x150", "--slices", "2", "--no-model", "-q"]) == 0
+    text = (case.report_dir / "index.html").read_text(encoding="utf-8")
+    assert text[text.index("<h2>Validation</h2>"):].count("<td>1.000</td>") == 3
+    assert "<td>MR</td>" in text

@@ -82,9 +82,7 @@ def main() -> int:
         r.set_volume(*volume_texture(case.read_image(),
                                      modality=str(case.image_info.get("modality", "CT"))))
     w, h = args.size
-    color = ctx.texture((w, h), 4, internal_format=0x8C43)
-    depth = ctx.depth_renderbuffer((w, h))
-    fbo = ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+    fbo = r.offscreen((w, h))
     half = 0.55
     proj = xrmath.projection_from_fov(-half * w / h, half * w / h, half, -half)
     r.draw(fbo, proj, xrmath.view_matrix(head.position, head.orientation), head.position, scene)

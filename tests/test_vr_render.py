@@ -37,14 +37,9 @@ def renderer():
     moderngl.init_context()
     ctx = moderngl.get_context()
     r = Renderer(ctx, srgb=True)
-    # an sRGB target, like the swapchain images
-    color = ctx.texture(SIZE, 4, internal_format=0x8C43)
-    depth = ctx.depth_renderbuffer(SIZE)
-    r.fbo = ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+    r.fbo = r.offscreen(SIZE)  # an sRGB target, like the swapchain images
     yield r
     r.release()
-    color.release()
-    depth.release()
     ctx.release()
     gl.destroy()
 
@@ -173,9 +168,7 @@ def test_linear_swapchain_path_encodes_in_the_shader_to_the_same_colours(rendere
 
     ctx = renderer.ctx
     linear = Renderer(ctx, srgb=False)
-    color = ctx.texture(SIZE, 4)  # GL_RGBA8
-    depth = ctx.depth_renderbuffer(SIZE)
-    linear.fbo = ctx.framebuffer(color_attachments=[color], depth_attachment=depth)
+    linear.fbo = linear.offscreen(SIZE)  # GL_RGBA8
     try:
         frames = []
         for r in (renderer, linear):
@@ -188,5 +181,3 @@ def test_linear_swapchain_path_encodes_in_the_shader_to_the_same_colours(rendere
         assert a[0] > 150
     finally:
         linear.release()
-        color.release()
-        depth.release()

@@ -57,7 +57,8 @@ def mesh_stamps(case: Case) -> dict[str, Stamp | None]:
     d = case.meshes_dir
     out: dict[str, Stamp | None] = {INDEX_FILE: _stamp(d / INDEX_FILE)}
     try:
-        names = sorted(p.name for p in os.scandir(d) if p.name.endswith(".vtp"))
+        names = sorted(p.name for p in os.scandir(d)
+                       if p.name.endswith(".vtp") and not p.name.startswith("."))  # not temps
     except OSError:
         names = []
     for n in names:

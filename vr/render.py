@@ -494,8 +494,9 @@ class Renderer:
         return fbo
 
     def offscreen(self, size: tuple[int, int]) -> Any:
-        """An own framebuffer (for benchmarks and the spectator mirror without a runtime)."""
-        color = self.ctx.texture(size, 4)
+        """An own framebuffer like a swapchain image (sRGB when the renderer is), for figures
+        and tests without a runtime; freed by :meth:`release`."""
+        color = self.ctx.texture(size, 4, internal_format=0x8C43 if self.srgb else None)
         depth = self.ctx.depth_renderbuffer(size)
         self._own += [color, depth]
         return self.ctx.framebuffer(color_attachments=[color], depth_attachment=depth)

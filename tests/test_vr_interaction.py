@@ -303,3 +303,17 @@ def test_add_step_records_the_pose_visible_structures_and_cut_planes_and_steps_r
     it.go_to_step(0)
     assert it.plan.model_pose.position == pytest.approx((0, 1.5, -1.0))
     assert not it.is_visible("aorta")  # the step shows only what was visible
+
+
+def test_recentre_puts_the_model_back_in_front_of_the_head_keeping_its_scale():
+    it = make()
+    it.plan.model_pose = ModelPose(position=(5.0, 0.2, 3.0), scale=3.0)
+    it.update(FrameInput(head=Pose((1.0, 1.7, 0.0), xrmath.quat_from_axis_angle((0, 1, 0),
+                                                                               math.pi / 2))))
+    changes: list = []
+    it._menu_action("recentre", changes)
+    pose = it.plan.model_pose
+    assert [c.kind for c in changes] == ["model_pose"]
+    assert pose.scale == pytest.approx(3.0)
+    # the head looks along -X (turned left by 90 degrees): 45 cm ahead, 10 cm lower
+    assert pose.position == pytest.approx((1.0 - 0.45, 1.6, 0.0), abs=1e-9)

@@ -303,7 +303,7 @@ def menu_layout(structures: Sequence[str], state: InteractionState, plan: Plan) 
     opacity = f" {plan.display_of(sel).opacity:.0%}" if sel else ""
     rows.append([("opacity:-", "Opacity -", False, None), ("noop", f"{sel_label}{opacity}",
                                                             False, None),
-                 ("opacity:+", "Opacity +", False, None)])
+                 ("opacity:+", "Opacity +", False, None), ("recentre", "Recentre", False, None)])
     n = len(plan.steps)
     step = f"Step {state.step + 1}/{n}" if n else "No steps"
     rows.append([("step:-1", "< Prev", False, None), ("noop", step, False, None),
@@ -454,6 +454,7 @@ class Interaction:
         self._stick_neg = {h: _Edge(STICK_PRESS, STICK_RELEASE) for h in HANDS}
         self._buttons = {(h, b): False for h in HANDS for b in ("primary", "secondary")}
         self._undo: list[tuple[str, str]] = []
+        self._head: Pose | None = None
 
     # -- model placement -------------------------------------------------------------------
     @property
@@ -496,6 +497,8 @@ class Interaction:
         """Advance one frame; returns the plan changes to save and the haptic pulses to play."""
         changes: list[PlanChange] = []
         haptics: list[Haptic] = []
+        if frame.head is not None:
+            self._head = frame.head
         self.place_in_front(frame.head)
         self._buttons_and_menu(frame, changes, haptics)
         self._grab_update(frame, changes, haptics)
@@ -793,6 +796,14 @@ class Interaction:
                 changes.append(PlanChange("remove_cut_planes", {"names": names}))
         elif kind == "show_all":
             changes.append(PlanChange("show_all", {"structures": list(self.structures)}))
+        elif kind == "recentre":
+            old = self.model_pose
+            new = default_model_pose(self._head, extent_mm=self.extent_mm)
+            self.plan.model_pose = ModelPose(position=new.position,
+                                             orientation_xyzw=new.orientation_xyzw,
+                                             scale=old.scale)
+            changes.append(PlanChange("model_pose", self.plan.model_pose.to_json()))
+            self.state.status = "Model recentred in front of you"
         elif kind == "add_step":
             changes.append(self._step_from_view())
         elif kind == "undo":

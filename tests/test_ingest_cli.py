@@ -249,3 +249,13 @@ def test_folder_of_nifti_files_suggests_passing_the_file(tmp_path, capsys):
     sitk.WriteImage(ct_image(), str(tmp_path / "scan.nii.gz"))
     _fails(["import", str(tmp_path), "-o", str(tmp_path.parent / "nope-case")], capsys,
            "none is DICOM", "pass one directly", "scan.nii.gz")
+
+
+def test_info_marks_the_series_import_would_load(tmp_path, capsys):
+    write_ct(tmp_path / "a", ct_image(size=(32, 32, 8)), series_number=2, study_instance_uid="1")
+    write_ct(tmp_path / "b", series_number=3, study_instance_uid="1", uid_seed="b")
+    assert main(["info", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "  2*  3 " in out and "loaded by `cardioplan import` without --series" in out
+    assert main(["info", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["default_series"]["index"] == 2

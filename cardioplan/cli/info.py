@@ -72,11 +72,26 @@ def run(args: argparse.Namespace) -> int:
 
     result = scan(path)
     summary = result.summary(show_phi=args.show_phi)
+    summary["default_series"] = _default_series(result)
     if args.json:
         print_json(summary)
     else:
         print(format_scan(summary))
     return 0
+
+
+def _default_series(result: Any) -> dict[str, Any]:
+    """What ``cardioplan import`` would load without --series (index and reason)."""
+    from cardioplan.dicom import choose_series
+    from cardioplan.errors import DicomError
+
+    if not result.series:
+        return {"index": None, "reason": "no image series"}
+    try:
+        series, why = choose_series(result)
+    except DicomError as exc:
+        return {"index": None, "reason": str(exc)}
+    return {"index": series.index, "reason": why}
 
 
 def format_scan(summary: dict[str, Any]) -> str:
@@ -97,8 +112,12 @@ def format_scan(summary: dict[str, Any]) -> str:
             p = study["patient"]
             lines.append(f"  patient: {p['name']}  id {p['id']}  born {p['birth_date']}")
         rows = [header]
+        marked = (summary.get("default_series") or {}).get("index")
         for s in study["series"]:
-            rows.append(_series_row(s))
+            row = _series_row(s)
+            if s["index"] == marked and len(_all_series(summary)) > 1:
+                row[0] += "*"
+            rows.append(row)
         lines += _table(rows)
         for s in study["series"]:
             for w in s["warnings"]:
@@ -116,7 +135,16 @@ def format_scan(summary: dict[str, Any]) -> str:
             lines.append(f"  {item['path']}: {item['reason']}")
     if not summary["studies"]:
         lines += ["", "No image series found."]
+    default = summary.get("default_series") or {}
+    if default.get("index") is not None and len(_all_series(summary)) > 1:
+        lines += ["", f"* = loaded by `cardioplan import` without --series: {default['reason']}"]
+    elif default.get("reason") and summary["studies"] and default.get("index") is None:
+        lines += ["", f"Without --series, `cardioplan import` would stop: {default['reason']}"]
     return "\n".join(lines)
+
+
+def _all_series(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for study in summary["studies"] for s in study["series"]]
 
 
 def format_labels(rows: list[dict[str, Any]]) -> str:

@@ -98,6 +98,8 @@ def load_volume(path: str | os.PathLike[str], *, series: str | None = None,
     """
     result = scan_result if scan_result is not None else scan(path, prefetch=True)
     chosen, why = choose_series(result, series)
+    if series is None and len(result.series) > 1:
+        log.warning("%s", why)  # an automatic choice among several: the user must know
     vol = load_series(chosen, phase=phase, allow_gaps=allow_gaps)
     vol.source["series_choice"] = why
     vol.source["path"] = str(Path(path).absolute())
@@ -146,7 +148,6 @@ def choose_series(result: ScanResult, selector: str | None = None) -> tuple[Seri
                   f"({DEFAULT_PHASE_PERCENT:g} %)")
     why = (f"chose series #{best.index} {_describe(best)}: {reason}; choose another with "
            f"--series N (see `cardioplan info {result.root}`)")
-    log.warning("%s", why)
     return best, why
 
 

@@ -58,8 +58,9 @@ def main() -> int:
         xrmath.quat_from_axis_angle((0, 1, 0), 0.5), xrmath.quat_from_axis_angle((1, 0, 0), 0.5)))
     right = Pose((0.12, 1.45, -0.2), xrmath.quat_from_two_vectors(
         (0, 0, -1), np.subtract(it.model_pose.position, (0.12, 1.45, -0.2))))
-    frame_in = FrameInput(hands={"left": HandInput(aim_pose=left),
-                                 "right": HandInput(aim_pose=right)}, head=head)
+    frame_in = FrameInput(hands={"left": HandInput(aim_pose=left, grip_pose=left),
+                                 "right": HandInput(aim_pose=right, grip_pose=right)},
+                          head=head)
     it.state.menu_open = args.menu
     it.update(frame_in)
     menu = None

@@ -327,6 +327,8 @@ def _dicomdir_files(dicomdir: Path) -> list[Path]:
         ref = rec.get("ReferencedFileID")
         if ref:
             parts = [ref] if isinstance(ref, str) else list(ref)
+            if any(part in ("..", "") or "/" in part or "\\" in part for part in parts):
+                continue  # a File ID names components below the DICOMDIR's folder only
             p = base.joinpath(*parts)
             if not p.is_file():  # case-insensitive media (CD-ROM ISO 9660)
                 alt = base.joinpath(*[x.lower() for x in parts])

@@ -152,8 +152,16 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                 if structures is None or n in structures]
     labels_work = clean_labels(labels_work, spacing=work.GetSpacing()[::-1], warnings=warnings,
                                expected=expected, sigma_mm=0.6 * min(work.GetSpacing()))
-    out = sitk.GetImageFromArray(_upsample(labels_work, roi, factors, image.GetSize()[::-1]))
-    out.CopyInformation(image)
+    if factors is not None:
+        out = sitk.GetImageFromArray(_upsample(labels_work, roi, factors, image.GetSize()[::-1]))
+        out.CopyInformation(image)
+    else:
+        on_work = np.zeros(sitk.GetArrayViewFromImage(full).shape, np.uint8)
+        on_work[roi] = labels_work
+        out = sitk.GetImageFromArray(on_work)
+        out.CopyInformation(full)
+        out = sitk.Resample(out, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                            sitk.sitkUInt8)
     if structures is not None:
         out = _keep_structures(out, structures)
     method = {
@@ -172,12 +180,23 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
 
 
 # -- steps ------------------------------------------------------------------------------------
-def _working_grid(image: sitk.Image, target: float) -> tuple[sitk.Image, list[int]]:
+def _working_grid(image: sitk.Image, target: float) -> tuple[sitk.Image, list[int] | None]:
+    """The image block-averaged to about ``target`` mm (``BinShrink`` factors returned), or,
+    for thick slices, resampled to isotropic voxels (factors ``None``); lightly smoothed."""
     if image.GetDimension() != 3:
         raise InputError(f"the CT pipeline needs a 3D image, got {image.GetDimension()}D")
-    factors = [max(1, int(np.floor(target / s + 0.25))) for s in image.GetSpacing()]
+    factors: list[int] | None = [max(1, int(np.floor(target / s + 0.25)))
+                                 for s in image.GetSpacing()]
     work = sitk.BinShrink(image, factors) if any(f > 1 for f in factors) else image
     work = sitk.Cast(work, sitk.sitkFloat32)
+    sp = work.GetSpacing()
+    if max(sp) > 1.3 * min(sp):
+        # thick slices: morphology in voxels must mean the same in every direction
+        iso = float(np.clip(target, min(sp), max(sp)))
+        size = [max(1, int(round(n * s / iso))) for n, s in zip(work.GetSize(), sp, strict=True)]
+        work = sitk.Resample(work, size, sitk.Transform(), sitk.sitkLinear, work.GetOrigin(),
+                             [iso] * 3, work.GetDirection(), -1024.0, sitk.sitkFloat32)
+        factors = None
     sigma = [0.5 * s for s in work.GetSpacing()]
     return sitk.SmoothingRecursiveGaussian(work, sigma), factors
 
@@ -545,8 +564,8 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     if work.GetDirection()[8] < 0:
         order = order[::-1]  # walk from inferior to superior
     dist = _distance(blood, work)
-    thick = np.argwhere(dist >= 0.4 * dist.max())
-    centre_y = float(thick[:, 1].mean())
+    thick = np.argwhere(dist >= 0.4 * dist.max()).mean(axis=0)
+    centre_y = work.TransformContinuousIndexToPhysicalPoint([float(c) for c in thick[::-1]])[1]
     marker = np.zeros(blood.shape, bool)
     prev: np.ndarray | None = None
     prev_area = 0.0
@@ -567,9 +586,12 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
             if not round_:
                 continue
             if prev is None:
-                cy, cx = ndimage.center_of_mass(comp)
-                if cy > centre_y and (pick is None or cy + 0.5 * cx > pick[0]):
-                    pick = (cy + 0.5 * cx, comp, area, d2, r)
+                iy, ix = ndimage.center_of_mass(comp)
+                cx, cy, _ = work.TransformContinuousIndexToPhysicalPoint(
+                    [float(ix), float(iy), float(z)])
+                score = cy + 0.5 * cx  # posterior (+y) and left (+x) in LPS
+                if cy > centre_y and (pick is None or score > pick[0]):
+                    pick = (score, comp, area, d2, r)
             elif (comp & prev).sum() >= 0.3 * prev.sum() and area <= 2.0 * prev_area:
                 pick = (0.0, comp, area, d2, r)
                 break
@@ -807,6 +829,10 @@ def _fill_heart(labels: np.ndarray, arr: np.ndarray, work: sitk.Image, *,
         [[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
     gap = filled & (labels == 0) & (arr > -30.0)
     cavity = ndimage.binary_opening(gap & (arr >= blood_cut), iterations=1)  # not thin walls
+    comps, n = ndimage.label(cavity)
+    if n:
+        sizes = np.bincount(comps.ravel()) * _voxel_ml(work)
+        cavity = (sizes >= 0.1)[comps] & cavity  # not specks either
     labels[cavity] = LABELS.value_of("blood_pool")
     labels[gap & ~cavity] = LABELS.value_of("myocardium")
 

@@ -79,6 +79,25 @@ def test_phantom_chambers_from_seeds(phantom_15, sample_data):
         assert _dice(result.labels, truth, name) >= 0.75, name
 
 
+@pytest.mark.parametrize("flip", [(False, True, False), (True, False, True)])
+def test_orientation_does_not_change_the_result(phantom_15, auto_result, flip):
+    """Same physical anatomy stored with flipped axes (e.g. y-flipped NIfTI): same labels."""
+    image, truth = (sitk.Flip(im, flip) for im in phantom_15)
+    result = segment(Volume(image, modality="CT"))
+    for name in ("heart", "aorta", "pulmonary_artery", "left_ventricle"):
+        flipped = _dice(result.labels, truth, name)
+        assert abs(flipped - _dice(auto_result.labels, phantom_15[1], name)) < 0.03, name
+
+
+def test_thick_slices():
+    image, truth = make_phantom(spacing=(0.8, 0.8, 3.0))
+    result = segment(Volume(image, modality="CT"))
+    assert result.labels.GetSize() == image.GetSize()
+    for name, floor in (("heart", 0.85), ("aorta", 0.85), ("pulmonary_artery", 0.8),
+                        ("left_ventricle", 0.85)):
+        assert _dice(result.labels, truth, name) >= floor, name
+
+
 def test_structures_option_keeps_only_those(phantom_15):
     result = segment(Volume(phantom_15[0], modality="CT"), structures=["heart", "aorta"])
     values = set(np.unique(sitk.GetArrayViewFromImage(result.labels))) - {0}

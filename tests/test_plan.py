@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -193,9 +194,13 @@ def test_watcher_sees_saves_from_elsewhere(tmp_path: Path) -> None:
 
 
 _WRITER = textwrap.dedent("""
-    import sys, time
+    import pathlib, sys, time
     from cardioplan.plan import edit_plan
     path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    folder = pathlib.Path(path)
+    (folder / f"ready-{who}").touch()
+    while not (folder / "go").exists():  # start together, whatever the start-up times
+        time.sleep(0.001)
     for i in range(n):
         def change(plan, i=i):
             plan.add_landmark((i, 0, 0), name=f"{who}-{i}")
@@ -210,6 +215,11 @@ def test_two_processes_interleaving_edits_keep_every_change(tmp_path: Path) -> N
     env = dict(os.environ, PYTHONPATH=str(REPO))
     procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), who, str(n)],
                               env=env) for who in ("desktop", "vr")]
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{w}").exists() for w in ("desktop", "vr")):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    (tmp_path / "go").touch()
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     plan = load_plan(tmp_path)
     names = {lm.name for lm in plan.landmarks}

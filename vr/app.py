@@ -312,6 +312,7 @@ class VrApp:
         self._colors: dict[str, tuple[int, int, int]] = {}
         self._mesh_data: dict[str, tuple[NDArray[np.float32], NDArray[np.uint32]]] = {}
         self._mirror_due = 0.0
+        self._picker_generation = 0
         self._mirror_pixels: NDArray[np.uint8] | None = None
         self._menu_cache: tuple[Any, NDArray[np.uint8]] | None = None
         self._last_saved_pose: Any = None
@@ -341,10 +342,13 @@ class VrApp:
         """Build the ray picker off the frame loop (~0.8 s for 1M triangles); until it is
         ready the previous one (or none) answers."""
         meshes = {n: (v[:, :3], f) for n, (v, f) in self._mesh_data.items()}
+        self._picker_generation += 1
+        generation = self._picker_generation
 
         def build() -> None:
             picker = MeshPicker(meshes)
-            if self.interaction is not None:
+            # a build for meshes that were replaced meanwhile must not win over a newer one
+            if self.interaction is not None and generation == self._picker_generation:
                 self.interaction.picker = picker
             if self.stats.pick_index_frame is None:
                 self.stats.pick_index_frame = self.stats.frames
@@ -391,8 +395,6 @@ class VrApp:
                 st.depth_format = hex(xs.depth_format) if xs.depth_format else None
                 st.eye_size = (xs.swapchains[0].width, xs.swapchains[0].height)
                 self._loop(xs, writer, t_start)
-        except RuntimeMissingError:
-            raise
         finally:
             self._shutdown(writer)
         return st

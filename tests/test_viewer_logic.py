@@ -354,6 +354,11 @@ def test_views_and_rehearsal_steps() -> None:
     out = _apply(logic, logic.save_view(cam))
     assert out.view("View 2") is not None
     assert "no rehearsal steps" in ViewerLogic(Plan(), STRUCTS).handle_key("Right").message
+    # a step whose saved view was deleted (e.g. in VR) still shows its structures
+    plan.views.clear()
+    logic = ViewerLogic(plan, STRUCTS)
+    logic.handle_key("Right")
+    assert logic.state().visible_structures() == ["aorta"]
 
 
 def test_record_a_rehearsal_step_from_the_screen() -> None:

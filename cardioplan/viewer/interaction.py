@@ -221,8 +221,12 @@ class ViewerLogic:
     def state(self) -> SceneState:
         """The scene to draw now."""
         step = self.current_step()
-        state = scene_state(self.plan, self.structures, clip=self.clip, step=step,
-                            slice=self.slice)
+        try:
+            state = scene_state(self.plan, self.structures, clip=self.clip, step=step,
+                                slice=self.slice)
+        except InputError:  # a step whose view is gone: show its structures from here
+            state = scene_state(self.plan, self.structures, clip=self.clip,
+                                step=replace(step, view=None), slice=self.slice)
         if step is not None:
             n = len(self.plan.steps)
             title = f"Step {self.step_index + 1}/{n}: {step.title}"

@@ -243,21 +243,32 @@ def volume_texture(image: Any, *, modality: str = "CT", max_size: int = 160
 
 # -- the app -------------------------------------------------------------------------------------
 class _PlanWriter:
-    """Writes plan changes in a background thread so the frame loop never waits for the disk."""
+    """Writes plan changes in a background thread so the frame loop never waits for the disk.
+
+    :attr:`busy` is true from :meth:`put` until that write is on disk, so the frame loop does
+    not reload (and briefly lose) a change it has made but not yet saved.
+    """
 
     def __init__(self, case: Case) -> None:
         self.case = case
         self.q: queue.Queue[list[PlanChange] | None] = queue.Queue()
         self.writes = 0
         self.error: str | None = None
-        self.busy = threading.Event()
+        self._pending = 0
+        self._lock = threading.Lock()
         self.thread = threading.Thread(target=self._run, name="cardioplan-plan-writer",
                                        daemon=True)
         self.thread.start()
 
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._pending > 0
+
     def put(self, changes: list[PlanChange]) -> None:
         """Queue changes to be saved together in one plan revision."""
-        self.busy.set()
+        with self._lock:
+            self._pending += 1
         self.q.put(changes)
 
     def _run(self) -> None:
@@ -272,8 +283,9 @@ class _PlanWriter:
             except Exception as exc:  # noqa: BLE001 - reported on the frame loop and at exit
                 self.error = str(exc)
                 log.error("the plan change was not saved: %s", exc)
-            if self.q.empty():
-                self.busy.clear()
+            finally:
+                with self._lock:
+                    self._pending -= 1
 
     def close(self) -> None:
         """Write what is queued, then stop."""
@@ -600,7 +612,7 @@ class VrApp:
             watcher.set_known(list(self._mesh_data))
             self.stats.mesh_reloads += 1
             self.stats.triangles = self.renderer.n_triangles
-        if not writer.busy.is_set():
+        if not writer.busy:
             try:
                 newer = plan_watch.reload_if_changed()
             except CaseError as exc:

@@ -261,3 +261,12 @@ def test_shared_boundaries_show_the_chamber_not_the_wall() -> None:
     lv = color_mask(rgb, "left_ventricle", among, max_angle_deg=12).sum()
     wall = color_mask(rgb, "myocardium", among, max_angle_deg=12).sum()
     assert lv > 1000 and wall < 0.05 * lv  # (without the offsets: the wall covers it all)
+
+
+def test_transparent_snapshot_has_an_alpha_channel(case, tmp_path: Path) -> None:
+    out = tmp_path / "t.png"
+    assert main(["snapshot", str(case.path), "-o", str(out), "--transparent", "--size",
+                 "200x150", "--no-annotations"]) == 0
+    rgba = np.asarray(Image.open(out))
+    assert rgba.shape == (150, 200, 4)
+    assert rgba[0, 0, 3] == 0 and rgba[75, 100, 3] == 255  # background clear, heart opaque

@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sp.add_argument("--step", default=None, metavar="N|TITLE",
                     help="show a rehearsal step of the plan (number from 1, or its title): "
                          "its structures, cut planes and view")
+    sp.add_argument("--transparent", action="store_true",
+                    help="transparent background (RGBA PNG) for figures and slides")
     sp.add_argument("--no-annotations", action="store_true",
                     help="leave out the plan's landmarks, measurements and seeds")
     add_json_flag(sp)
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     out = render_snapshot(args.case, args.output, view=args.view, size=args.size,
                           structures=args.structures, clip=args.clip, slice=args.slice,
                           step=args.step, annotations=not args.no_annotations,
-                          inset=args.inset)
+                          inset=args.inset, transparent=args.transparent)
     if args.json:
         print_json({"output": str(out), "size": list(args.size), "view": args.view})
     return 0

@@ -263,6 +263,7 @@ th { background: #f6f6f6; }
 figure { margin: 0; } figure img { width: 100%; border-radius: 4px; display: block; }
 figcaption { font-size: 13px; color: #555; text-align: center; }
 img.montage { max-width: 100%; border-radius: 4px; }
+@media print { .button { display: none; } figure, img.montage, table { break-inside: avoid; } }
 .button { display: inline-block; background: #2758c6; color: white; padding: 8px 14px;
           border-radius: 5px; text-decoration: none; }
 """

@@ -54,7 +54,7 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:
-    """Write an RGB array as a PNG, atomically."""
+    """Write an RGB (or RGBA) array as a PNG, atomically."""
     from PIL import Image
 
     out = Path(path)
@@ -79,13 +79,16 @@ class OffscreenRenderer:
         self.plotter = pv.Plotter(off_screen=True, window_size=list(size))
         self.scene = Scene(self.plotter, data)
 
-    def render(self, state: SceneState, plan: Plan, *, view: str | None = None) -> np.ndarray:
+    def render(self, state: SceneState, plan: Plan, *, view: str | None = None,
+               transparent: bool = False) -> np.ndarray:
         """RGB image (H x W x 3 uint8) of ``state`` from ``view`` (default: the state's view,
-        else anterior)."""
+        else anterior); RGBA with a transparent background when ``transparent``."""
         self.scene.apply(state, plan)
         self.scene.show_view(view or state.view or "anterior", plan)
         self.plotter.render()
-        return np.asarray(self.plotter.screenshot(return_img=True))[..., :3].copy()
+        img = np.asarray(self.plotter.screenshot(return_img=True,
+                                                 transparent_background=transparent))
+        return img.copy() if transparent else img[..., :3].copy()
 
     def close(self) -> None:
         self.plotter.close()
@@ -113,7 +116,8 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
                     view: str | None = None, size: tuple[int, int] = DEFAULT_SIZE,
                     structures: Sequence[str] | None = None, clip: bool = False,
                     slice: SliceSpec | None = None, step: str | None = None,
-                    annotations: bool = True, inset: bool = False) -> Path:
+                    annotations: bool = True, inset: bool = False,
+                    transparent: bool = False) -> Path:
     """Render a case's scene off-screen to a PNG.
 
     Parameters
@@ -140,6 +144,8 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
     inset : bool
         With ``slice``: also show the slice flat in the lower right corner with the label
         outlines and the meshes' cut lines (does the mesh follow the image?).
+    transparent : bool
+        Write an RGBA PNG whose background is transparent (for figures and slides).
 
     Returns
     -------
@@ -160,7 +166,7 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
                         step=_step(plan, step), slice=slice, view=view)
     state = replace(state, show_annotations=annotations, slice_inset=inset)
     with OffscreenRenderer(data, size=size) as renderer:
-        rgb = renderer.render(state, plan)
+        rgb = renderer.render(state, plan, transparent=transparent)
     log.info("rendered %s view of %s (%dx%d)", state.view or "anterior", case.path, *size)
     return write_png(output, rgb)
 

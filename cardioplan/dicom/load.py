@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import subprocess
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,9 +52,10 @@ _MAX_DEVIATION = 0.10  # slice steps within 10 % of typical load as-is (with a w
 _SMALL = 0.01  # with --allow-gaps, steps deviating more than 1 % are interpolated
 _SLAB_BYTES = 16 * 2**20  # slices are read, rescaled and pasted in slabs of this size
 _FRAMES_PER_JOB = 8  # frames of one multi-frame file decoded per thread-pool job
-_UNRELIABLE_SYNTAXES = {
-    "1.2.840.10008.1.2.4.51": "12-bit lossy JPEG (JPEG Extended, process 2 & 4)",
-}
+_JPEG_EXTENDED = "1.2.840.10008.1.2.4.51"
+"""12-bit lossy JPEG: pylibjpeg, Pillow and pydicom's GDCM plugin cannot decode it, and
+SimpleITK's GDCM decodes some files to plausible but wrong values; DCMTK's ``dcmdjpeg`` is
+right (WG-04 MR1-4 within 1 % of the originals), so it is the decoder for these files."""
 _LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}
 _BE = "1.2.840.10008.1.2.2"
 _DEFLATED = "1.2.840.10008.1.2.1.99"
@@ -415,13 +419,36 @@ def _is_direct(f: Frame) -> bool:
 
 
 def _check_decodable(frames: list[Frame]) -> None:
+    """Fail before any work when a file needs a decoder that is not installed."""
     for f in frames:
-        if f.transfer_syntax in _UNRELIABLE_SYNTAXES:
+        if _needs_dcmtk(f) and shutil.which("dcmdjpeg") is None:
             raise DicomError(
-                f"{f.path.name} uses {_UNRELIABLE_SYNTAXES[f.transfer_syntax]}, which the "
-                "installed decoders (pylibjpeg, GDCM, Pillow) cannot decode reliably; CardioPlan "
-                "refuses rather than risk wrong values.  Decompress the files with DCMTK "
-                "(`dcmdjpeg IN OUT`) and import the result")
+                f"{f.path.name} is 12-bit lossy JPEG (JPEG Extended), which pylibjpeg, GDCM and "
+                "Pillow cannot decode reliably; CardioPlan uses DCMTK's dcmdjpeg for it and "
+                "refuses rather than risk wrong values.  Install DCMTK (Debian/Ubuntu: "
+                "`apt install dcmtk`) and run the command again")
+
+
+def _needs_dcmtk(f: Frame) -> bool:
+    return f.transfer_syntax == _JPEG_EXTENDED and f.bits_stored > 8
+
+
+def _decode_with_dcmtk(path: Path) -> np.ndarray:
+    """Decompress a file with DCMTK ``dcmdjpeg`` into a temporary file and read its pixels."""
+    exe = shutil.which("dcmdjpeg")
+    if exe is None:  # checked up front by _check_decodable; kept for direct callers
+        raise DicomError(f"{path.name}: DCMTK's dcmdjpeg is needed to decode it; install dcmtk")
+    with tempfile.TemporaryDirectory(prefix="cardioplan-dcmdjpeg-") as tmp:
+        out = Path(tmp) / "decoded.dcm"
+        proc = subprocess.run([exe, str(path), str(out)], capture_output=True, text=True,
+                              timeout=300, check=False)
+        if proc.returncode != 0 or not out.is_file():
+            detail = (proc.stderr or proc.stdout).strip().splitlines()
+            raise DicomError(f"DCMTK dcmdjpeg could not decode {path} "
+                             f"({detail[-1] if detail else f'exit {proc.returncode}'})")
+        arr = pixel_array(out)
+    log.info("decoded %s with DCMTK dcmdjpeg (12-bit lossy JPEG)", path.name)
+    return arr
 
 
 def _assemble(frames: list[Frame], *, threads: int | None) -> sitk.Image:
@@ -514,6 +541,12 @@ def _mask_bits(out: np.ndarray, f: Frame) -> None:
 def _decode(path: Path, f: Frame, frames: list[int] | None) -> list[np.ndarray]:
     """Decode one single-frame file (``frames=None``) or some frames of a multi-frame file."""
     syntax = UID(f.transfer_syntax).name if f.transfer_syntax else "unknown syntax"
+    if _needs_dcmtk(f):
+        whole = _decode_with_dcmtk(path)
+        arrays = [whole] if frames is None else [whole[i] for i in frames]
+        for arr in arrays:
+            _check_decoded(arr, f, path, syntax)
+        return arrays
     try:
         # pydicom decodes straight from the file, except a deflated one (read it whole first)
         src: Any = pydicom.dcmread(path) if f.transfer_syntax == _DEFLATED else path

@@ -624,6 +624,13 @@ def plan_from_json(data: Any) -> Plan:
         The plan was written by a newer CardioPlan.
     InputError
         The content does not follow the schema (the message names the field).
+
+    Examples
+    --------
+    >>> plan = plan_from_json({"schema": "cardioplan.plan", "schema_version": 1,
+    ...                        "landmarks": [{"name": "apex", "point": [1, 2, 3]}]})
+    >>> plan.landmarks[0].point
+    (1.0, 2.0, 3.0)
     """
     if not isinstance(data, dict) or data.get("schema") != PLAN_SCHEMA:
         raise InputError(f"not a CardioPlan plan (expected \"schema\": \"{PLAN_SCHEMA}\")")
@@ -662,7 +669,13 @@ def plan_from_json(data: Any) -> Plan:
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The JSON content of ``plan`` (what :func:`save_plan` writes)."""
+    """The JSON content of ``plan`` (what :func:`save_plan` writes).
+
+    Examples
+    --------
+    >>> plan_to_json(Plan())["schema_version"]
+    1
+    """
     plan.validate()
     out: dict[str, Any] = {
         "schema": PLAN_SCHEMA, "schema_version": PLAN_SCHEMA_VERSION,
@@ -698,6 +711,11 @@ def backup_plan(path: str | os.PathLike[str]) -> Path:
     """Copy ``path`` to ``<path>.bak-<UTC timestamp>`` and return the copy.
 
     An existing backup is never replaced, and identical content is backed up only once.
+
+    Examples
+    --------
+    >>> backup_plan(case.plan_path).name     # doctest: +SKIP
+    'plan.json.bak-20261125T204000Z'
     """
     src = Path(path)
     try:
@@ -765,6 +783,11 @@ def save_plan(case_or_path: Any, plan: Plan, *, author: str = "script") -> Plan:
     Prefer :func:`edit_plan` whenever another program may be editing the same case: it
     re-reads the latest plan under the lock, so no edit is lost.  ``save_plan`` also takes the
     lock but refuses to replace a plan file it cannot read (corrupt or newer).
+
+    Examples
+    --------
+    >>> save_plan(tmp_path / "plan.json", Plan(), author="cli").revision   # doctest: +SKIP
+    1
     """
     path = plan_path_of(case_or_path)
     with _locked(path):

@@ -291,14 +291,19 @@ def test_two_trigger_presses_store_a_measurement_in_the_plan(remote, case):
         (3, lambda app: remote.set(right={"position": tuple(a)})),
         (2, lambda app: remote.set(right={"trigger": 1.0})),
         (2, lambda app: remote.set(right={"trigger": 0.0})),
-        (2, lambda app: remote.set(right={"position": tuple(b)})),
+        # meanwhile an engineer adds a landmark at the desk: both edits must survive
+        (1, lambda app: edit_plan(case, lambda p: p.add_landmark((1, 2, 3), name="desk"),
+                                  author="desktop")),
+        (1, lambda app: remote.set(right={"position": tuple(b)})),
         (2, lambda app: remote.set(right={"trigger": 1.0})),
         (2, lambda app: remote.set(right={"trigger": 0.0})),
         (4, lambda app: None),
     ])
     app, stats = run_app(case, frames=30, on_frame=on_frame, tool="measure")
-    assert state["i"] == 7
+    assert state["i"] == 8
     plan = load_plan(case)  # the desktop's plan module reads what the headset wrote
+    assert [lm.name for lm in plan.landmarks] == ["desk"]
+    assert [lm.name for lm in app.interaction.plan.landmarks] == ["desk"]  # seen in the headset
     assert len(plan.measurements) == 1
     m = plan.measurements[0]
     assert m.kind == "distance" and m.unit == "mm"

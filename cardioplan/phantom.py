@@ -434,6 +434,6 @@ def _draw_heart(c: _Canvas, *, vsd_radius: float) -> None:
     # great arteries: aortic root through the LV base plate; PA from a muscular infundibulum
     _cylinder(c, aortic - a * W, aortic - a * (W / 2), 6.5, _BLOOD_L, _AO)
     _cylinder(c, aortic - a * (W / 2), aortic + a * 1, 6.5, _BLOOD_L, _LV)
-    _vessel(c, [outflow, valve], [9.5, 10.0], _MYO, _MYOL)
+    _cylinder(c, outflow, valve, 10.0, _MYO, _MYOL)  # the muscle ends at the valve
     _vessel(c, [outflow - (valve - outflow) * 0.8, valve], [7.0, 6.0], _BLOOD_R, _RV)
     _vessel(c, [valve, valve + (6, 2, 8)], [6.0, 7.5], _BLOOD_R, _PA)

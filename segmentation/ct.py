@@ -786,9 +786,9 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
                     *, wall_mm: float) -> None:
     """Label soft tissue around the chambers as myocardium, in place.
 
-    Soft tissue (-30 HU to the blood threshold; fat stops it) connected to the chambers, nearer
-    a chamber than a vessel, within ``wall_mm`` of the left ventricle or
-    :data:`THIN_WALL_MM` of the other chambers (right ventricle and atria have thin walls).
+    Soft tissue (-30 HU to the blood threshold; fat stops it) connected to the chambers, within
+    ``wall_mm`` of the left ventricle, or within :data:`THIN_WALL_MM` of the other chambers
+    (right ventricle and atria have thin walls) and nearer them than any vessel.
     """
     lv = labels == LABELS.value_of("left_ventricle")
     others = np.isin(labels, [LABELS.value_of(c) for c in CHAMBERS if c != "left_ventricle"])
@@ -800,9 +800,10 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     d_other = _distance(~others, work) if others.any() else far
     vessels = (labels > 0) & ~chambers
     to_vessel = _distance(~vessels, work) if vessels.any() else far
-    near = np.where(d_lv <= d_other, d_lv <= wall_mm, d_other <= THIN_WALL_MM)
-    soft = (arr > -30.0) & (arr <= threshold) & (labels == 0) & near \
-        & (np.minimum(d_lv, d_other) < to_vessel)
+    # the LV wall wraps the aortic root's base; thin walls stop where a vessel is nearer
+    near = np.where(d_lv <= d_other, d_lv <= wall_mm,
+                    (d_other <= THIN_WALL_MM) & (d_other < to_vessel))
+    soft = (arr > -30.0) & (arr <= threshold) & (labels == 0) & near
     grown, _ = ndimage.label(soft | chambers)
     touching = np.unique(grown[chambers])
     myo = np.isin(grown, touching[touching > 0]) & soft

@@ -270,3 +270,20 @@ def test_transparent_snapshot_has_an_alpha_channel(case, tmp_path: Path) -> None
     rgba = np.asarray(Image.open(out))
     assert rgba.shape == (150, 200, 4)
     assert rgba[0, 0, 3] == 0 and rgba[75, 100, 3] == 255  # background clear, heart opaque
+
+
+def test_several_views_in_one_call(case, tmp_path: Path, caplog) -> None:
+    pattern = str(tmp_path / "shots" / "{view}.png")
+    assert main(["snapshot", str(case.path), "-o", pattern, "--view", "anterior", "posterior",
+                 "--size", "160x120", "--structures", "left_ventricle", "right_ventricle"]) == 0
+    front = np.asarray(Image.open(tmp_path / "shots" / "anterior.png").convert("RGB"))
+    back = np.asarray(Image.open(tmp_path / "shots" / "posterior.png").convert("RGB"))
+    among = ["left_ventricle", "right_ventricle"]
+    assert centroid(color_mask(front, "left_ventricle", among))[0] > \
+        centroid(color_mask(front, "right_ventricle", among))[0]
+    assert centroid(color_mask(back, "left_ventricle", among))[0] < \
+        centroid(color_mask(back, "right_ventricle", among))[0]
+    # several views need a {view} placeholder
+    assert main(["snapshot", str(case.path), "-o", str(tmp_path / "x.png"), "--view",
+                 "anterior", "lao"]) == 1
+    assert "{view}" in caplog.text and not (tmp_path / "x.png").exists()

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "figures.",
         examples=["cardioplan snapshot case1 -o front.png",
                   "cardioplan snapshot case1 -o lao.png --view lao --size 1600x1200",
+                  "cardioplan snapshot case1 -o 'shots/{view}.png' --view anterior lao rao",
                   "cardioplan snapshot case1 -o vsd.png --structures left_ventricle "
                   "right_ventricle --view rao",
                   "cardioplan snapshot case1 -o cut.png --clip --view surgeon",
@@ -32,10 +33,13 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                   "cardioplan snapshot case1 -o step2.png --step 2"])
     sp.add_argument("case", type=Path, help="the case folder (it needs meshes: "
                                             "`cardioplan mesh CASE`)")
-    sp.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
-    sp.add_argument("--view", default=None,
+    sp.add_argument("-o", "--output", type=Path, required=True,
+                    help="PNG file to write; with several views, a pattern with {view}, e.g. "
+                         "shots/{view}.png")
+    sp.add_argument("--view", nargs="+", default=None, metavar="VIEW",
                     help="camera preset (" + ", ".join(PRESETS) + ") or a view saved in the "
-                         "plan; default: the step's view, else anterior")
+                         "plan, or several (one PNG each); default: the step's view, else "
+                         "anterior")
     sp.add_argument("--size", type=parse_size, default=(1024, 768), metavar="WxH",
                     help="image size in pixels (default 1024x768)")
     sp.add_argument("--structures", nargs="+", metavar="NAME", choices=LABELS.names,
@@ -63,12 +67,14 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cardioplan.viewer.snapshot import render_snapshot
+    from cardioplan.viewer.snapshot import render_snapshots
 
-    out = render_snapshot(args.case, args.output, view=args.view, size=args.size,
-                          structures=args.structures, clip=args.clip, slice=args.slice,
-                          step=args.step, annotations=not args.no_annotations,
-                          inset=args.inset, transparent=args.transparent)
+    written = render_snapshots(args.case, args.output, views=args.view or [None],
+                               size=args.size, structures=args.structures, clip=args.clip,
+                               slice=args.slice, step=args.step,
+                               annotations=not args.no_annotations, inset=args.inset,
+                               transparent=args.transparent)
     if args.json:
-        print_json({"output": str(out), "size": list(args.size), "view": args.view})
+        print_json({"outputs": [str(p) for p in written], "size": list(args.size),
+                    "views": args.view})
     return 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,8 +25,8 @@ from cardioplan.viewer.scene import Scene, SceneData, ensure_offscreen_backend, 
 from cardioplan.viewer.slices import SliceSpec
 from cardioplan.viewer.state import SceneState, scene_state
 
-__all__ = ["OffscreenRenderer", "render_snapshot", "parse_size", "write_png", "iter_views",
-           "DEFAULT_SIZE"]
+__all__ = ["OffscreenRenderer", "render_snapshot", "render_snapshots", "parse_size",
+           "write_png", "DEFAULT_SIZE"]
 
 log = logging.getLogger(__name__)
 
@@ -159,20 +159,45 @@ def render_snapshot(case: Case | str | os.PathLike[str], output: str | os.PathLi
     InputError
         Unknown view, structure or step.
     """
+    return render_snapshots(case, output, views=[view], size=size, structures=structures,
+                            clip=clip, slice=slice, step=step, annotations=annotations,
+                            inset=inset, transparent=transparent)[0]
+
+
+def render_snapshots(case: Case | str | os.PathLike[str], output: str | os.PathLike[str], *,
+                     views: Sequence[str | None], size: tuple[int, int] = DEFAULT_SIZE,
+                     structures: Sequence[str] | None = None, clip: bool = False,
+                     slice: SliceSpec | None = None, step: str | None = None,
+                     annotations: bool = True, inset: bool = False,
+                     transparent: bool = False) -> list[Path]:
+    """Render the same scene from several views, loading the case once.
+
+    ``output`` names one PNG per view with a ``{view}`` placeholder, e.g.
+    ``shots/{view}.png`` (not needed for a single view).  Other parameters as
+    :func:`render_snapshot`.
+
+    Examples
+    --------
+    >>> render_snapshots(case, "shots/{view}.png", views=["anterior", "lao"])  # doctest: +SKIP
+    [PosixPath('shots/anterior.png'), PosixPath('shots/lao.png')]
+    """
+    views = list(views) or [None]
+    pattern = str(output)
+    if len(views) > 1 and "{view}" not in pattern:
+        raise InputError(f"-o {pattern!r}: with several views, name the files with a {{view}} "
+                         "placeholder, e.g. -o shots/{view}.png")
     case = case if isinstance(case, Case) else Case.open(case)
     plan = load_plan(case)
     data = load_scene_data(case, with_image=slice is not None)
-    state = scene_state(plan, data.structures, only=structures, clip=clip,
-                        step=_step(plan, step), slice=slice, view=view)
-    state = replace(state, show_annotations=annotations, slice_inset=inset)
+    chosen = _step(plan, step)
+    written = []
     with OffscreenRenderer(data, size=size) as renderer:
-        rgb = renderer.render(state, plan, transparent=transparent)
-    log.info("rendered %s view of %s (%dx%d)", state.view or "anterior", case.path, *size)
-    return write_png(output, rgb)
-
-
-def iter_views(renderer: OffscreenRenderer, plan: Plan, state: SceneState,
-               views: Sequence[str]) -> Iterator[tuple[str, np.ndarray]]:
-    """Render ``state`` from each of ``views`` in turn."""
-    for view in views:
-        yield view, renderer.render(state, plan, view=view)
+        for view in views:
+            state = scene_state(plan, data.structures, only=structures, clip=clip, step=chosen,
+                                slice=slice, view=view)
+            state = replace(state, show_annotations=annotations, slice_inset=inset)
+            rgb = renderer.render(state, plan, transparent=transparent)
+            name = state.view or "anterior"
+            written.append(write_png(pattern.replace("{view}", name.replace("/", "_")), rgb))
+            log.info("rendered the %s view of %s (%dx%d)", name, case.path, *size)
+    return written

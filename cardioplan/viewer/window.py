@@ -271,6 +271,8 @@ class ViewerWindow:
         iren.add_observer("LeftButtonReleaseEvent", self._on_release)
         iren.add_observer("TimerEvent", self._on_timer)
         iren.interactor.CreateRepeatingTimer(_WATCH_MS)
+        # text sizes and the inset's framing follow the window size
+        self.plotter.ren_win.AddObserver("WindowResizeEvent", lambda *_: self.redraw())
 
     def show(self) -> None:
         """Open the window and run its event loop until it is closed."""

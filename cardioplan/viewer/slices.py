@@ -34,7 +34,7 @@ from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
 
 __all__ = ["Orientation", "ORIENTATIONS", "to_lps", "slice_count", "default_window",
-           "slice_index_of_point", "oriented_size", "display_coords", "slice_rgb",
+           "oriented_size", "display_coords", "slice_rgb",
            "label_outline", "slice_corners", "SliceSpec", "parse_slice_spec"]
 
 Orientation = Literal["axial", "coronal", "sagittal"]
@@ -76,14 +76,6 @@ def _check(orientation: str) -> Orientation:
         raise InputError(f"slice orientation must be one of {', '.join(ORIENTATIONS)}, got "
                          f"{orientation!r}")
     return orientation  # type: ignore[return-value]
-
-
-def slice_index_of_point(image: sitk.Image, orientation: Orientation,
-                         point: Sequence[float]) -> int:
-    """Index of the slice through physical ``point`` (clamped into the image)."""
-    idx = image.TransformPhysicalPointToContinuousIndex([float(c) for c in point])
-    axis = _AXIS[_check(orientation)]
-    return int(np.clip(round(idx[axis]), 0, image.GetSize()[axis] - 1))
 
 
 def default_window(image: sitk.Image, modality: str | None = None) -> tuple[float, float]:

@@ -75,12 +75,6 @@ class SceneState:
         """Enabled cut planes that clip ``structure``."""
         return [c for c in self.cut_planes if c.clips(structure)]
 
-    def with_style(self, structure: str, **changes: object) -> SceneState:
-        """A copy with some of ``structure``'s style changed."""
-        styles = dict(self.styles)
-        styles[structure] = replace(styles[structure], **changes)  # type: ignore[arg-type]
-        return replace(self, styles=styles)
-
 
 def check_structures(requested: Iterable[str], available: Sequence[str]) -> list[str]:
     """Validate a structure filter against the meshes the case has.

@@ -84,6 +84,7 @@ def test_two_hand_grab_scales_by_hand_distance_about_the_midpoint():
     it.update(frame(left=HandInput(grip_pose=left1, grip=1), right=HandInput(grip_pose=right1,
                                                                                grip=1)))
     assert it.plan.model_pose.scale == pytest.approx(2.0)
+    assert it.state.status == "2.0x life size"
     assert it.plan.model_pose.position == pytest.approx((0, 1.5, -1.0))
     # rotating the hands' axis by 90 degrees about Y rotates the model likewise
     left2, right2 = Pose((0, 1.5, -0.8)), Pose((0, 1.5, -1.2))

@@ -586,6 +586,7 @@ class Interaction:
             ratio = span / g.span if g.span > 1e-4 else 1.0
             scale = float(np.clip(m0.scale * ratio, MIN_SCALE, MAX_SCALE))
             ratio = scale / m0.scale
+            self.state.status = f"{scale:.1f}x life size"
             rot = xrmath.quat_from_two_vectors(g.axis, axis)
             assert g.mid is not None
             pos = mid + ratio * xrmath.quat_rotate(rot, np.asarray(m0.position) - g.mid)

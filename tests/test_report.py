@@ -274,3 +274,27 @@ def test_a_step_with_a_vr_only_view_is_shown_from_the_front(case: Case, tmp_path
         assert "From VR (anterior: its view has no desktop camera)" in index.read_text()
     finally:
         case.plan_path.write_bytes(before)
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_3d_page_applies_the_plans_cut_planes(case: Case, tmp_path: Path) -> None:
+    """The plan cuts the heart open at y = -20 mm (keeping the posterior part): from the front
+    the left ventricle, hidden inside the myocardium, comes into view."""
+    from cardioplan.mesh import read_case_meshes
+    from cardioplan.plan import load_plan
+    from cardioplan.report.model3d import model_page
+
+    meshes = read_case_meshes(case)
+    plan = load_plan(case)
+    assert any(c.enabled for c in plan.cut_planes)
+    counts = {}
+    for name, with_plan in (("cut", plan), ("whole", None)):
+        page = tmp_path / f"{name}.html"
+        page.write_text(model_page(meshes, title=name, plan=with_plan), encoding="utf-8")
+        rgb = _chromium_screenshot(page.as_uri(), tmp_path / f"{name}.png", tmp_path)
+        canvas = rgb[140:500, 150:500]
+        among = ["left_ventricle", "myocardium", "right_ventricle", "aorta", "right_atrium"]
+        counts[name] = color_mask(canvas, "left_ventricle", among, max_angle_deg=10,
+                                  min_brightness=30).sum()
+    assert counts["cut"] > 300 and counts["whole"] < 0.1 * counts["cut"], counts

@@ -117,13 +117,19 @@
 
   // ---------------------------------------------------------------- WebGL
   var VS = "attribute vec3 aPos; attribute vec3 aNormal; uniform mat4 uModel, uView, uProj;" +
-    "varying vec3 vNormal; varying vec3 vPos;" +
-    "void main(){ vec4 w = uModel * vec4(aPos, 1.0); vec4 e = uView * w; vPos = e.xyz;" +
+    "varying vec3 vNormal; varying vec3 vPos; varying vec3 vWorld;" +
+    "void main(){ vec4 w = uModel * vec4(aPos, 1.0); vWorld = w.xyz; vec4 e = uView * w; vPos = e.xyz;" +
     " vNormal = mat3(uView) * mat3(uModel) * aNormal; gl_Position = uProj * e; }";
-  var FS = "precision mediump float; uniform vec4 uColor; varying vec3 vNormal; varying vec3 vPos;" +
-    "void main(){ vec3 n = normalize(vNormal); vec3 v = normalize(-vPos);" +
-    " float d = abs(dot(n, v)); vec3 h = v; float sp = pow(max(abs(dot(n, h)), 0.0), 30.0);" +
-    " vec3 c = uColor.rgb * (0.25 + 0.75 * d) + vec3(0.18) * sp; gl_FragColor = vec4(c, uColor.a); }";
+  // cut planes: fragments on the negative side of any active plane are discarded; inner
+  // surfaces seen through a cut (back faces) are drawn darker, as in the desktop viewer
+  var FS = "precision highp float; uniform vec4 uColor; uniform vec4 uPlanes[4]; uniform float uNPlanes;" +
+    "varying vec3 vNormal; varying vec3 vPos; varying vec3 vWorld;" +
+    "void main(){ for (int i = 0; i < 4; i++) { if (float(i) < uNPlanes &&" +
+    " dot(vec4(vWorld, 1.0), uPlanes[i]) < 0.0) discard; }" +
+    " vec3 n = normalize(vNormal); vec3 v = normalize(-vPos);" +
+    " float d = abs(dot(n, v)); float sp = pow(d, 30.0);" +
+    " vec3 c = uColor.rgb * (0.25 + 0.75 * d) + vec3(0.18) * sp;" +
+    " if (!gl_FrontFacing) c *= 0.5; gl_FragColor = vec4(c, uColor.a); }";
 
   // annotations (landmarks, measurement lines): flat colour, always on top
   var AVS = "attribute vec3 aPos; uniform mat4 uMVP; void main(){ gl_Position = uMVP * vec4(aPos, 1.0);" +
@@ -152,7 +158,8 @@
     var loc = {
       pos: gl.getAttribLocation(prog, "aPos"), normal: gl.getAttribLocation(prog, "aNormal"),
       model: gl.getUniformLocation(prog, "uModel"), view: gl.getUniformLocation(prog, "uView"),
-      proj: gl.getUniformLocation(prog, "uProj"), color: gl.getUniformLocation(prog, "uColor")
+      proj: gl.getUniformLocation(prog, "uProj"), color: gl.getUniformLocation(prog, "uColor"),
+      planes: gl.getUniformLocation(prog, "uPlanes"), nplanes: gl.getUniformLocation(prog, "uNPlanes")
     };
 
     var gltf = parseGlb(decodeBase64(document.getElementById("cardioplan-glb").textContent));
@@ -255,6 +262,55 @@
                    m[2] * s[0] + m[6] * s[1] + m[10] * s[2]]);
     }
 
+    // -- cut planes: the plan's (LPS origin + normal, kept side = where the normal points) and
+    //    one interactive plane across the model
+    function worldPlane(origin, normal) {
+      var n = toWorld(normal), p = transformPoint(annModel, origin);
+      return [n[0], n[1], n[2], -dot(n, p)];
+    }
+    var planPlanes = (ann.cut_planes || []).filter(function (c) { return c.enabled; }).map(function (c) {
+      return { plane: worldPlane(c.origin, c.normal), structures: c.structures };
+    });
+    var usePlanPlanes = true, userCut = null;
+    var lpsCenter = null;  // centre of the model in LPS mm, for the interactive cut
+    (function () {
+      // invert the (rotation x scale) node transform on the world centre
+      var m = annModel, c = [center[0] - m[12], center[1] - m[13], center[2] - m[14]];
+      var sc = Math.sqrt(m[0] * m[0] + m[1] * m[1] + m[2] * m[2]) || 1;
+      var v = [(m[0] * c[0] + m[1] * c[1] + m[2] * c[2]) / (sc * sc),
+               (m[4] * c[0] + m[5] * c[1] + m[6] * c[2]) / (sc * sc),
+               (m[8] * c[0] + m[9] * c[1] + m[10] * c[2]) / (sc * sc)];
+      lpsCenter = String(extras.space || "LPS").toUpperCase() === "RAS" ? [-v[0], -v[1], v[2]] : v;
+    })();
+    function planesFor(it) {
+      var out = [];
+      if (usePlanPlanes) planPlanes.forEach(function (c) {
+        if (!c.structures.length || c.structures.indexOf(it.name) >= 0) out.push(c.plane);
+      });
+      if (userCut) out.push(userCut);
+      return out.slice(0, 4);
+    }
+    var cutAxis = document.getElementById("cardioplan-cut-axis");
+    var cutPos = document.getElementById("cardioplan-cut-position");
+    var cutFlip = document.getElementById("cardioplan-cut-flip");
+    var planBox = document.getElementById("cardioplan-plan-cuts");
+    function updateCut() {
+      var axis = cutAxis ? cutAxis.value : "off";
+      if (axis === "off") { userCut = null; draw(); return; }
+      var normal = { sagittal: [1, 0, 0], coronal: [0, -1, 0], axial: [0, 0, 1] }[axis];
+      if (cutFlip && cutFlip.checked) normal = normal.map(function (x) { return -x; });
+      var t = (Number(cutPos.value) - 50) / 50;  // -1..1 across the model
+      var r = radius / Math.sqrt(dot(annModel.slice(0, 3), annModel.slice(0, 3)) || 1);
+      var origin = [0, 1, 2].map(function (k) { return lpsCenter[k] + normal[k] * t * r * 0.9; });
+      userCut = worldPlane(origin, normal);
+      draw();
+    }
+    [cutAxis, cutPos, cutFlip].forEach(function (el) { if (el) el.oninput = el.onchange = updateCut; });
+    if (planBox) {
+      if (!planPlanes.length) planBox.parentNode.style.display = "none";
+      planBox.onchange = function () { usePlanPlanes = planBox.checked; draw(); };
+    }
+
     function setView(name) {
       var v = VIEWS[name];
       cam.dir = toWorld(v[0]); cam.up = toWorld(v[1]); cam.pan = [0, 0, 0];
@@ -314,6 +370,10 @@
     }
 
     function drawItem(it) {
+      var planes = planesFor(it), flat = new Float32Array(16);
+      planes.forEach(function (p, i) { flat.set(p, 4 * i); });
+      gl.uniform4fv(loc.planes, flat);
+      gl.uniform1f(loc.nplanes, planes.length);
       gl.uniformMatrix4fv(loc.model, false, new Float32Array(it.model));
       gl.uniform4f(loc.color, it.color[0], it.color[1], it.color[2], it.opacity);
       gl.bindBuffer(gl.ARRAY_BUFFER, it.pos);

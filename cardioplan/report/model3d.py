@@ -122,7 +122,13 @@ _PAGE = """<!DOCTYPE html>
 <div id="cardioplan-labels"></div>
 <div id="views" class="panel">{buttons}
   <label><input type="checkbox" id="cardioplan-show-annotations" checked> landmarks and
-  measurements</label></div>
+  measurements</label>
+  <label><input type="checkbox" id="cardioplan-plan-cuts" checked> the plan's cut planes</label>
+  <br>Cut: <select id="cardioplan-cut-axis"><option value="off">off</option>
+  <option value="sagittal">sagittal</option><option value="coronal">coronal</option>
+  <option value="axial">axial</option></select>
+  <input type="range" id="cardioplan-cut-position" min="0" max="100" value="50">
+  <label><input type="checkbox" id="cardioplan-cut-flip"> flip</label></div>
 <div id="cardioplan-status" class="panel"></div>
 <script id="cardioplan-glb" type="application/octet-stream">{glb}</script>
 <script id="cardioplan-annotations" type="application/json">{annotations}</script>
@@ -135,22 +141,26 @@ _PAGE = """<!DOCTYPE html>
 
 
 def annotations_json(plan: Plan | None) -> str:
-    """The plan's landmarks and measurements for the page (JSON safe inside a script tag).
+    """The plan's landmarks, measurements and cut planes for the page (JSON safe inside a
+    script tag).
 
     Examples
     --------
     >>> from cardioplan.plan import Plan
     >>> p = Plan(); _ = p.add_landmark((1, 2, 3), name="apex")
-    >>> annotations_json(p)
-    '{"landmarks": [{"name": "apex", "point": [1.0, 2.0, 3.0]}], "measurements": []}'
+    >>> json.loads(annotations_json(p))["landmarks"]
+    [{'name': 'apex', 'point': [1.0, 2.0, 3.0]}]
     """
-    data: dict[str, Any] = {"landmarks": [], "measurements": []}
+    data: dict[str, Any] = {"landmarks": [], "measurements": [], "cut_planes": []}
     if plan is not None:
         data["landmarks"] = [{"name": lm.name, "point": [float(c) for c in lm.point]}
                              for lm in plan.landmarks]
         data["measurements"] = [{"label": m.label(),
                                  "points": [[float(c) for c in p] for p in m.points]}
                                 for m in plan.measurements]
+        data["cut_planes"] = [{"origin": list(c.origin), "normal": list(c.normal),
+                               "structures": list(c.structures), "enabled": c.enabled}
+                              for c in plan.cut_planes]
     # "</" cannot end the script element early once escaped
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
 
@@ -170,7 +180,8 @@ def model_page(surfaces: Mapping[str, Any], *, title: str, view: str = "anterior
     budget : int
         Total triangles after decimation.
     plan : Plan, optional
-        Its landmarks and measurements are drawn with their names and values.
+        Its landmarks and measurements are drawn with their names and values, and its enabled
+        cut planes cut the structures they name (a checkbox turns them off).
     """
     from cardioplan import __version__
 

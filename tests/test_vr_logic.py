@@ -47,6 +47,17 @@ def test_lifecycle_loss_pending_instance_loss_and_errors_stop_the_loop_with_a_re
     assert lc3.exit_reason == "runtime error: XR_ERROR_SESSION_LOST"
 
 
+def test_lifecycle_exit_request_asks_the_runtime_only_while_running():
+    lc = Lifecycle()
+    assert lc.on_exit_request() == ["exit"] and lc.should_exit  # never started: quit now
+    lc = Lifecycle()
+    lc.on_state("READY")
+    assert lc.on_exit_request() == ["request"] and not lc.should_exit
+    lc.on_state("STOPPING")
+    lc.on_state("IDLE")
+    assert lc.should_exit and lc.exit_reason == "the user or the app asked to exit"
+
+
 def test_lifecycle_requested_exit_finishes_in_idle_when_not_running():
     lc = Lifecycle()
     lc.exit_requested = True

@@ -184,6 +184,15 @@ class Lifecycle:
             return ["exit"]
         return []
 
+    def on_exit_request(self) -> list[str]:
+        """The app wants to quit: ``request`` (ask the runtime to stop the running session),
+        or ``exit`` at once when the session is not running."""
+        self.exit_requested = True
+        if self.running:
+            return ["request"]
+        self._exit("the user or the app asked to exit")
+        return ["exit"]
+
     def on_instance_loss(self) -> list[str]:
         """``XrEventDataInstanceLossPending``: the runtime is about to go away."""
         self._exit("the OpenXR runtime is shutting down")
@@ -469,11 +478,8 @@ class XrSession:
         """Ask the runtime to end the session (it goes STOPPING -> IDLE -> EXITING)."""
         import xr
 
-        self.lifecycle.exit_requested = True
-        if self.lifecycle.running:
+        if self.lifecycle.on_exit_request() == ["request"]:
             xr.request_exit_session(self.session)
-        else:
-            self.lifecycle.on_state(self.lifecycle.state)
 
     def now(self) -> int:
         """The runtime's current time (``XrTime``), for headless sessions without frames."""

@@ -298,3 +298,27 @@ def test_3d_page_applies_the_plans_cut_planes(case: Case, tmp_path: Path) -> Non
         counts[name] = color_mask(canvas, "left_ventricle", among, max_angle_deg=10,
                                   min_brightness=30).sum()
     assert counts["cut"] > 300 and counts["whole"] < 0.1 * counts["cut"], counts
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
+def test_3d_page_link_opens_a_view_and_a_cut(case: Case, tmp_path: Path) -> None:
+    """model.html#view=...&cut=axis:position&plancuts=0 (the interactive cut, set by a link)."""
+    from cardioplan.mesh import read_case_meshes
+    from cardioplan.report.model3d import model_page
+
+    page = tmp_path / "m.html"
+    page.write_text(model_page(read_case_meshes(case), title="t"), encoding="utf-8")
+    among = ["left_ventricle", "myocardium", "right_ventricle", "aorta", "right_atrium"]
+    counts = {}
+    for name, fragment in (("whole", "#view=anterior"),
+                           ("cut", "#view=anterior&cut=coronal:50&plancuts=0"),
+                           ("flipped", "#view=anterior&cut=coronal:50&flip=1")):
+        rgb = _chromium_screenshot(page.as_uri() + fragment, tmp_path / f"{name}.png", tmp_path)
+        counts[name] = color_mask(rgb[140:500, 150:500], "left_ventricle", among,
+                                  max_angle_deg=10, min_brightness=30).sum()
+    # a coronal cut through the middle keeps the anterior half (normal = anterior): the LV
+    # stays hidden behind the myocardium's front wall; flipped, it keeps the posterior half
+    # and the opened LV shows
+    assert counts["flipped"] > 300 and counts["whole"] < 0.1 * counts["flipped"], counts
+    assert counts["cut"] < 0.5 * counts["flipped"], counts

@@ -440,7 +440,22 @@
     }, { passive: false });
     canvas.addEventListener("dblclick", function () { setView("anterior"); });
     window.addEventListener("resize", draw);
-    setView(document.body.getAttribute("data-initial-view") || "anterior");
+    // a link can open a given view and cut: model.html#view=lao&cut=coronal:40&flip=1
+    var params = {};
+    String(window.location.hash || "").replace(/^#/, "").split("&").forEach(function (kv) {
+      var i = kv.indexOf("=");
+      if (i > 0) params[decodeURIComponent(kv.slice(0, i))] = decodeURIComponent(kv.slice(i + 1));
+    });
+    if (params.cut && cutAxis) {
+      var parts = params.cut.split(":");
+      cutAxis.value = parts[0];
+      if (parts.length > 1) cutPos.value = parts[1];
+      if (cutFlip) cutFlip.checked = params.flip === "1";
+      updateCut();
+    }
+    if (params.plancuts === "0" && planBox) { planBox.checked = false; usePlanPlanes = false; }
+    setView(VIEWS[params.view] ? params.view :
+            (document.body.getAttribute("data-initial-view") || "anterior"));
   }
 
   try { start(); } catch (err) { fail("The 3D model could not be shown: " + err.message); }

@@ -17,7 +17,8 @@ from typing import IO, Any
 
 from cardioplan.errors import OutputError
 
-__all__ = ["atomic_path", "atomic_open", "write_json_atomic", "read_json", "explain_os_error"]
+__all__ = ["atomic_path", "atomic_open", "write_json_atomic", "read_json", "explain_os_error",
+           "default_mode"]
 
 
 def explain_os_error(exc: OSError, path: Path | str) -> str:
@@ -57,7 +58,7 @@ def atomic_path(path: str | os.PathLike[str], *, suffix: str | None = None) -> I
     try:
         yield tmp
         _fsync_file(tmp)
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the usual umask mode
+        os.chmod(tmp, default_mode())  # mkstemp makes 0600; give the usual umask mode
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -97,11 +98,11 @@ def read_json(path: str | os.PathLike[str], *, what: str = "JSON file") -> Any:
             from exc
 
 
-def _default_mode() -> int:
-    """The mode ``open()`` would give a new file: 0o666 less the process umask."""
+def default_mode(*, folder: bool = False) -> int:
+    """The mode ``open()`` (or ``mkdir``) would give: 0o666 (0o777) less the process umask."""
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return (0o777 if folder else 0o666) & ~umask
 
 
 def _fsync_file(path: Path) -> None:

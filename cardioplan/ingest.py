@@ -3,7 +3,7 @@
 
 Accepted inputs: a DICOM folder (searched recursively), a DICOM file or DICOMDIR; a NIfTI
 (``.nii``, ``.nii.gz``), NRRD (``.nrrd``, ``.nhdr``) or MetaImage (``.mha``, ``.mhd``) file; or an
-existing case folder (its ``image.nii.gz``).
+existing case folder (its ``image.nii``).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def read_volume(path: str | os.PathLike[str], *, series: str | None = None,
 def import_case(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
                 series: str | None = None, phase: str | None = None, allow_gaps: bool = False,
                 force: bool = False) -> Case:
-    """Create a case folder from a scan: ``image.nii.gz`` plus provenance in ``case.json``.
+    """Create a case folder from a scan: ``image.nii`` plus provenance in ``case.json``.
 
     The scan is read completely before anything is written; the case is built in a staging
     folder and renamed into place, so a failure leaves nothing behind.

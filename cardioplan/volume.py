@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import SimpleITK as sitk
 
 __all__ = ["Volume", "physical_to_index", "index_to_physical", "geometry_summary"]
@@ -59,11 +58,6 @@ class Volume:
     def size(self) -> tuple[int, int, int]:
         """Grid size ``(x, y, z)``."""
         return tuple(self.image.GetSize())  # type: ignore[return-value]
-
-    def array(self) -> np.ndarray:
-        """A read-only NumPy view ``[z, y, x]`` of the voxels (no copy)."""
-        arr = sitk.GetArrayViewFromImage(self.image)
-        return arr
 
 
 def physical_to_index(image: sitk.Image, point: tuple[float, float, float]) -> tuple[int, int, int]:

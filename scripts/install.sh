@@ -24,10 +24,11 @@ VENV=${CARDIOPLAN_VENV:-$REPO/.venv}
 PYTHON=${PYTHON:-python3}
 
 # Off-screen rendering (VTK/PyVista and moderngl over Mesa EGL), X for the desktop window.
-PKGS=(python3-venv libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri libopengl0
+PKGS=(python3-venv dcmtk libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri libopengl0
       libx11-6 libxrender1 libxext6 libxcursor1 libxi6 libxrandr2)
 # Tests: a virtual display, a real browser for the report's 3D page, the reference DICOM
-# converter for the ingest benchmark.
+# converter for the ingest benchmark.  (dcmtk, in PKGS, decodes 12-bit lossy JPEG, which the
+# Python decoders get wrong.)
 DEV_PKGS=(xvfb xauth chromium dcm2niix fonts-dejavu-core)
 
 as_root() {

@@ -25,6 +25,12 @@ def _image(size=(8, 9, 10), spacing=(0.5, 0.7, 2.0)) -> sitk.Image:
     return img
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_create_commits_only_when_complete(tmp_path: Path) -> None:
     target = tmp_path / "case1"
     with Case.create(target) as case:
@@ -38,10 +44,11 @@ def test_create_commits_only_when_complete(tmp_path: Path) -> None:
     assert img.GetDirection() == pytest.approx((1, 0, 0, 0, -1, 0, 0, 0, 1))
     assert img.GetPixelID() == sitk.sitkInt16
     assert opened.image_info["modality"] == "CT"
-    assert opened.files["image"]["path"] == "image.nii.gz"
+    assert opened.files["image"]["path"] == "image.nii"
     assert opened.files["image"]["produced_by"] == "test"
     assert opened.manifest["schema_version"] == SCHEMA_VERSION
     assert [p.name for p in tmp_path.iterdir()] == ["case1"], "no staging folder left behind"
+    assert target.stat().st_mode & 0o077 == 0o077 & ~_umask(), "others may read the case"
 
 
 def test_failed_creation_leaves_nothing(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ __all__ = ["register", "run"]
 
 def register(sub: Any) -> argparse.ArgumentParser:
     sp = subparser(
-        sub, "import", help="create a case folder (image.nii.gz + case.json) from a scan",
+        sub, "import", help="create a case folder (image.nii + case.json) from a scan",
         description="Read one 3D volume from SCAN and write it as a new case folder: "
-                    "image.nii.gz (LPS, CT in Hounsfield units, int16 when the values fit) and "
+                    "image.nii (LPS, CT in Hounsfield units, int16 when the values fit) and "
                     "case.json with the provenance (source path, UIDs, files; never patient "
                     "names, IDs or birth dates).  SCAN may be a DICOM folder (searched "
                     "recursively), DICOM file, DICOMDIR, NIfTI/NRRD/MetaImage file or another "

@@ -30,7 +30,7 @@ def source_headers(record: Mapping[str, Any]) -> list[Dataset]:
     Returns
     -------
     list of pydicom.Dataset
-        ``result[z]`` is the header of the file holding slice ``z`` of ``image.nii.gz``.  For an
+        ``result[z]`` is the header of the file holding slice ``z`` of ``image.nii``.  For an
         enhanced multi-frame source every entry is the same dataset; ``record["frame_numbers"]``
         gives the (1-based) frame of each slice.
 

@@ -96,6 +96,7 @@ def test_review_summary_puts_problems_first() -> None:
 def test_report_is_self_contained(report: Path) -> None:
     text = report.read_text(encoding="utf-8")
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing fetched from the web
+    assert 'href="model.html#view=lao"' in text  # a snapshot opens the 3D page on its view
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
     # 3 views + the cut-plane view + 1 step + 3 montages
     assert len(images) == 8

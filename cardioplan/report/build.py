@@ -269,24 +269,31 @@ img.montage { max-width: 100%; border-radius: 4px; }
 """
 
 
-def _figure(uri: str, caption: str) -> str:
-    return f'<figure><img src="{uri}" alt="{_e(caption)}"><figcaption>{_e(caption)}' \
-           "</figcaption></figure>"
+_PAGE_VIEWS = ("anterior", "posterior", "left", "right", "superior", "inferior", "lao", "rao")
+"""Views the 3D page can open from a link (``model.html#view=lao``)."""
+
+
+def _figure(uri: str, caption: str, link: str | None = None) -> str:
+    img = f'<img src="{uri}" alt="{_e(caption)}">'
+    if link:
+        img = f'<a href="{_e(link)}" title="open in the interactive 3D model">{img}</a>'
+    return f"<figure>{img}<figcaption>{_e(caption)}</figcaption></figure>"
 
 
 def _render_snapshots(data: SceneData, plan: Plan, views: Sequence[str],
-                      size: tuple[int, int]) -> list[tuple[str, str]]:
-    """(caption, data URI) for each standard view, the plan's cut planes and steps."""
+                      size: tuple[int, int]) -> list[tuple[str, str, str | None]]:
+    """(caption, data URI, view) for each standard view, the plan's cut planes and steps."""
     figures = []
     with OffscreenRenderer(data, size=size) as renderer:
         base = scene_state(plan, data.structures, clip=False)
         for view in progress(views, desc="rendering views", unit="view"):
             figures.append((PRESETS[view].title if view in PRESETS else view,
-                            _png_data_uri(renderer.render(base, plan, view=view))))
+                            _png_data_uri(renderer.render(base, plan, view=view)), view))
         if any(c.enabled for c in plan.cut_planes):
             clipped = scene_state(plan, data.structures, clip=True)
             figures.append(("Anterior, with the plan's cut planes",
-                            _png_data_uri(renderer.render(clipped, plan, view="anterior"))))
+                            _png_data_uri(renderer.render(clipped, plan, view="anterior")),
+                            "anterior"))
         for i, step in enumerate(plan.steps[:_MAX_STEPS], start=1):
             caption = f"Step {i}: {step.title}"
             try:
@@ -297,7 +304,7 @@ def _render_snapshots(data: SceneData, plan: Plan, views: Sequence[str],
                 state = scene_state(plan, data.structures, step=replace(step, view=None))
                 rgb = renderer.render(replace(state, title=""), plan, view="anterior")
                 caption += " (anterior: its view has no desktop camera)"
-            figures.append((caption, _png_data_uri(rgb)))
+            figures.append((caption, _png_data_uri(rgb), None))
     return figures
 
 
@@ -399,7 +406,9 @@ def build_report(case: Case, out_dir: str | Path | None = None, *,
         + ('<p><a class="button" href="model.html">Open the interactive 3D model</a> '
            "(opens offline in any browser: rotate, zoom, show/hide structures)</p>"
            if model else "")
-        + '<div class="grid">' + "".join(_figure(u, c) for c, u in figures) + "</div>",
+        + '<div class="grid">' + "".join(
+            _figure(u, c, f"model.html#view={v}" if model and v in _PAGE_VIEWS else None)
+            for c, u, v in figures) + "</div>",
     ]
     if montages:
         sections.append("<h2>Slices with label outlines</h2><p>Pixel outlines: the label map; "

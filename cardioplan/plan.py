@@ -768,13 +768,20 @@ def load_plan(case_or_path: Any, *, missing_ok: bool = True) -> Plan:
     try:
         return plan_from_json(read_json(path, what="plan"))
     except SchemaVersionError as exc:
-        bak = backup_plan(path)
-        raise SchemaVersionError(f"{path}: {exc}; it was left untouched (copy: {bak.name})") \
-            from None
+        raise SchemaVersionError(f"{path}: {exc}; it was left untouched "
+                                 f"({_keep_copy(path)})") from None
     except (CaseError, InputError) as exc:
-        bak = backup_plan(path)
-        raise CaseError(f"{path} cannot be used: {exc}. It was left untouched and copied to "
-                        f"{bak.name}; fix it, or move it away to start a new plan") from None
+        raise CaseError(f"{path} cannot be used: {exc}. It was left untouched "
+                        f"({_keep_copy(path)}); fix it, or move it away to start a new plan") \
+            from None
+
+
+def _keep_copy(path: Path) -> str:
+    """Back up an unusable plan; say where (or why not: the folder may be read-only)."""
+    try:
+        return f"copy: {backup_plan(path).name}"
+    except (OutputError, CaseError) as exc:
+        return f"no backup copy could be written: {exc}"
 
 
 def save_plan(case_or_path: Any, plan: Plan, *, author: str = "script") -> Plan:

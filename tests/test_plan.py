@@ -182,6 +182,23 @@ def test_corrupt_or_newer_plan_is_kept_and_backed_up(tmp_path: Path, content: st
     assert len(list(tmp_path.glob("plan.json.bak-*"))) == 1  # same content backed up once
 
 
+def test_corrupt_plan_on_a_full_disk_still_names_the_problem(tmp_path: Path,
+                                                              monkeypatch) -> None:
+    import errno
+    import shutil
+
+    path = tmp_path / "plan.json"
+    path.write_text("{ not json")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copy2", full_disk)
+    with pytest.raises(CaseError, match="corrupt.*no backup copy could be written: no space"):
+        load_plan(path)
+    assert path.read_text() == "{ not json"
+
+
 def test_watcher_sees_saves_from_elsewhere(tmp_path: Path) -> None:
     watcher = PlanWatcher(tmp_path)
     assert watcher.reload_if_changed() == Plan()  # first call: the (empty) current plan

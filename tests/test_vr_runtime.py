@@ -232,7 +232,8 @@ def test_mesh_changed_on_disk_appears_in_the_headset_within_one_second(simulated
                     events["old"] = patch(cap["pixels"], *project(cap, AO_CENTRE))
             app.capture = True
 
-    app, stats = run_app(case, frames=40, on_frame=on_frame)
+    app, stats = run_app(case, frames=40, on_frame=on_frame, msaa=4)  # + the multisampled path
+    assert stats.msaa == 4
     assert "seen" in events, "the changed mesh never appeared"
     assert events["seen"] < 1.0
     assert not is_aorta(events["old"])  # and it left its old place

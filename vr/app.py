@@ -77,6 +77,8 @@ class VrOptions:
     startup_timeout_s: float = 120.0
     """Give up when the runtime has not started the session after this long (some runtimes
     wait until the headset is put on)."""
+    msaa: int | None = None
+    """Samples per pixel (0: off); None: 4 on a GPU, off on a software rasteriser."""
     finish_gl: bool = False
     """Wait for the GL work of each frame after submitting it (untimed).  With a software
     rasteriser (llvmpipe) the "GPU" is the CPU: its threads would otherwise still be drawing the
@@ -94,6 +96,7 @@ class VrStats:
     color_format: str = ""
     depth_format: str | None = None
     eye_size: tuple[int, int] = (0, 0)
+    msaa: int = 0
     structures: list[str] = field(default_factory=list)
     triangles: int = 0
     frames: int = 0
@@ -414,14 +417,21 @@ class VrApp:
     def _setup_gl(self, xs: Any) -> None:
         import moderngl
 
-        from vr.render import Renderer
+        from vr.render import SOFTWARE_RENDERERS, Renderer
 
         xs.gl.make_current()
         # moderngl attaches to the current context through its default loader (no GLX/EGL
         # probing); the context object is released at the end of the session
         moderngl.init_context()
         ctx = moderngl.get_context()
-        self.renderer = Renderer(ctx, srgb=xs.srgb, near=xs.near, far=xs.far)
+        msaa = self.options.msaa
+        if msaa is None:  # 4x on a GPU; software rasterisers would pay 4x the fragment work
+            soft = any(n in ctx.info.get("GL_RENDERER", "") for n in SOFTWARE_RENDERERS)
+            msaa = 0 if soft else 4
+        self.renderer = Renderer(ctx, srgb=xs.srgb, near=xs.near, far=xs.far, msaa=msaa)
+        if xs.depth_format is not None:
+            self.renderer.depth_format = xs.depth_format
+        self.stats.msaa = msaa
         self.renderer.set_meshes(self._mesh_data)
         self.stats.triangles = self.renderer.n_triangles
 

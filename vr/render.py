@@ -44,6 +44,9 @@ MAX_STRUCTURES = 32
 SLICE_OPACITY = 0.85
 BACKGROUND = (26, 28, 34)
 GL_FRAMEBUFFER_SRGB = 0x8DB9
+GL_DEPTH_COMPONENT24 = 0x81A6
+SOFTWARE_RENDERERS = ("llvmpipe", "softpipe", "swrast", "SwiftShader")
+"""GL renderers that rasterise on the CPU: multisampling is off by default there."""
 Color = tuple[int, int, int]
 
 _MESH_VS = """
@@ -347,14 +350,23 @@ class Renderer:
         The targets are sRGB (the hardware encodes; the shader outputs linear light).
     near, far : float
         Clip distances in metres.
+    msaa : int
+        Samples per pixel (0 or 1: none); the eyes are drawn multisampled and resolved into
+        the swapchain images.
     """
 
-    def __init__(self, ctx: Any, *, srgb: bool, near: float = 0.05, far: float = 20.0) -> None:
+    def __init__(self, ctx: Any, *, srgb: bool, near: float = 0.05, far: float = 20.0,
+                 msaa: int = 0) -> None:
         import moderngl
 
         self._mgl = moderngl
         self.ctx = ctx
         self.srgb = srgb
+        self.msaa = int(msaa)
+        self.depth_format = GL_DEPTH_COMPONENT24
+        """Depth format of the targets (the depth swapchain's): the multisampled depth must
+        match it for the resolve to copy depth."""
+        self._msaa_fbos: dict[tuple[int, int], Any] = {}
         self.near, self.far = near, far
         self.mesh_prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_MESH_FS)
         self.flat_prog = ctx.program(vertex_shader=_FLAT_VS, fragment_shader=_FLAT_FS)
@@ -559,7 +571,8 @@ class Renderer:
             self.prepare(frame, head=eye)
         ctx = self.ctx
         mgl = self._mgl
-        self._driver(fbo.use)  # binding another target makes llvmpipe flush the last one
+        target = self._multisampled(fbo.size) if self.msaa > 1 else fbo
+        self._driver(target.use)  # binding another target makes llvmpipe flush the last one
         if self.srgb:
             ctx.enable_direct(GL_FRAMEBUFFER_SRGB)
         self._driver(ctx.clear, *self._background, 1.0, depth=1.0)
@@ -588,8 +601,51 @@ class Renderer:
         self._draw_overlays(viewproj)
         ctx.depth_mask = True
         ctx.disable(mgl.BLEND)
+        if target is not fbo:
+            self._driver(self._resolve, target, fbo)
         if self.srgb:
             ctx.disable_direct(GL_FRAMEBUFFER_SRGB)
+
+    def _multisampled(self, size: tuple[int, int]) -> Any:
+        """The multisampled framebuffer the eyes are drawn into before the resolve (one per
+        size, sRGB like the swapchains; built with GL calls since moderngl has no sRGB
+        multisampled renderbuffers)."""
+        fbo = self._msaa_fbos.get(size)
+        if fbo is None:
+            from OpenGL import GL
+
+            color, depth = GL.glGenRenderbuffers(2)
+            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, color)
+            GL.glRenderbufferStorageMultisample(
+                GL.GL_RENDERBUFFER, self.msaa, 0x8C43 if self.srgb else GL.GL_RGBA8, *size)
+            GL.glBindRenderbuffer(GL.GL_RENDERBUFFER, depth)
+            GL.glRenderbufferStorageMultisample(GL.GL_RENDERBUFFER, self.msaa,
+                                                self.depth_format, *size)
+            glo = GL.glGenFramebuffers(1)
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, glo)
+            GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, GL.GL_COLOR_ATTACHMENT0,
+                                         GL.GL_RENDERBUFFER, color)
+            GL.glFramebufferRenderbuffer(GL.GL_FRAMEBUFFER, GL.GL_DEPTH_ATTACHMENT,
+                                         GL.GL_RENDERBUFFER, depth)
+            status = GL.glCheckFramebufferStatus(GL.GL_FRAMEBUFFER)
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+            self._own += [("fbo", glo), ("rbo", color), ("rbo", depth)]
+            if status != GL.GL_FRAMEBUFFER_COMPLETE:
+                raise RuntimeError(f"multisampled framebuffer incomplete (0x{status:x})")
+            fbo = self._msaa_fbos[size] = self.ctx.detect_framebuffer(glo)
+        return fbo
+
+    def _resolve(self, source: Any, target: Any) -> None:
+        """Average the samples into the swapchain image (and copy the depth for the layer)."""
+        from OpenGL import GL
+
+        w, h = target.size
+        GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, source.glo)
+        GL.glBindFramebuffer(GL.GL_DRAW_FRAMEBUFFER, target.glo)
+        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_COLOR_BUFFER_BIT, GL.GL_NEAREST)
+        GL.glBlitFramebuffer(0, 0, w, h, 0, 0, w, h, GL.GL_DEPTH_BUFFER_BIT, GL.GL_NEAREST)
+        GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+        target.use()
 
     def _driver(self, call: Any, *args: Any, **kwargs: Any) -> None:
         """Make a GL call that may do the rendering work itself, timing it in ``driver_s``."""
@@ -742,11 +798,15 @@ class Renderer:
             if isinstance(o, tuple):
                 from OpenGL import GL
 
-                GL.glDeleteFramebuffers(1, [o[1]])
+                if o[0] == "fbo":
+                    GL.glDeleteFramebuffers(1, [o[1]])
+                else:
+                    GL.glDeleteRenderbuffers(1, [o[1]])
             else:
                 o.release()
         self._own.clear()
         self._fbos.clear()
+        self._msaa_fbos.clear()
         for o in (self._menu_tex, self._volume):
             if o is not None:
                 o.release()

@@ -63,6 +63,9 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     help="do not submit depth layers (XR_KHR_composition_layer_depth)")
     sp.add_argument("--no-slice", dest="slice", action="store_false",
                     help="do not load the scan for the image slice on the cut plane")
+    sp.add_argument("--msaa", type=int, choices=(0, 2, 4, 8), metavar="N",
+                    help="multisample anti-aliasing, samples per pixel: 0 (off), 2, 4, 8 "
+                         "(default: 4 on a GPU, off with software GL)")
     add_json_flag(sp)
     return sp
 
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     opts = VrOptions(frames=args.frames, graphics=args.graphics, mirror=args.mirror,
                      tool=args.tool, reference=args.reference, depth=args.depth,
-                     slice=args.slice)
+                     slice=args.slice, msaa=args.msaa)
     stats = VrApp(args.case, opts).run()
     summary = stats.summary()
     if args.json:

@@ -164,3 +164,25 @@ def test_help_explains_options(capsys):
     for option in ("--modality", "--structures", "--seeds", "--seed", "--phase", "--series",
                    "--force", "--json", "--no-mesh", "Examples:"):
         assert option in text
+
+
+def test_mr_with_a_seed_and_ct_forced_on_mr(shared_data, tmp_path, capsys):
+    """MR dispatches to the MR pipeline; forcing CT on an MR warns, then finds no heart."""
+    scan = shared_data / "mri" / "acdc" / "patient001_frame01.nii.gz"
+    truth = sitk.ReadImage(str(shared_data / "mri" / "acdc" / "patient001_frame01_gt.nii.gz"))
+    arr = sitk.GetArrayViewFromImage(truth)
+    z, y, x = np.argwhere(arr == 3).mean(axis=0).round().astype(int)  # ACDC 3 = LV cavity
+    point = sitk.ReadImage(str(scan)).TransformIndexToPhysicalPoint((int(x), int(y), int(z)))
+    out = tmp_path / "mr"
+    seed = "left_ventricle=" + ",".join(f"{c:.2f}" for c in point)
+    assert main(["segment", str(scan), "-o", str(out), "--seed", seed, "--no-mesh", "-q"]) == 0
+    case = Case.open(out)
+    assert case.section("segmentation")["modality"] == "MR"
+    lv = sitk.GetArrayFromImage(case.read_labels()) == LABELS.value_of("left_ventricle")
+    ref = np.asarray(arr) == 3
+    assert 2 * (lv & ref).sum() / (lv.sum() + ref.sum()) >= 0.8
+    out_ct = tmp_path / "forced"
+    assert main(["segment", str(scan), "-o", str(out_ct), "--modality", "ct", "--no-mesh"]) == 1
+    err = capsys.readouterr().err
+    assert "do not look like Hounsfield units" in err and "no heart found" in err
+    assert not out_ct.exists()

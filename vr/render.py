@@ -262,12 +262,15 @@ def _gl(m: NDArray[np.float64]) -> bytes:
     return np.asarray(m, dtype=np.float32).T.copy().tobytes()
 
 
+_OCTAHEDRON = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
+                       dtype=np.float64)[[0, 2, 4, 2, 1, 4, 1, 3, 4, 3, 0, 4,
+                                          2, 0, 5, 1, 2, 5, 3, 1, 5, 0, 3, 5]]
+"""24 vertices (8 triangles) of a unit octahedron: the markers."""
+
+
 def _octahedron(c: NDArray[np.float64], r: float) -> NDArray[np.float64]:
-    d = np.array([[r, 0, 0], [-r, 0, 0], [0, r, 0], [0, -r, 0], [0, 0, r], [0, 0, -r]])
-    v = c + d
-    tris = [(0, 2, 4), (2, 1, 4), (1, 3, 4), (3, 0, 4), (2, 0, 5), (1, 2, 5), (3, 1, 5),
-            (0, 3, 5)]
-    return np.array([v[i] for t in tris for i in t])
+    """A marker of radius ``r`` at ``c``: 8 triangles."""
+    return c + r * _OCTAHEDRON
 
 
 _QUAD = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, -0.5, 0.0],
@@ -291,29 +294,35 @@ def _billboard(label: Label, aspect: float, head: NDArray[np.float64]) -> NDArra
     return centre + _QUAD[:, :1] * right * (h * aspect) + _QUAD[:, 1:2] * up * h
 
 
-_BOX_FACES = [  # (normal axis, sign): two triangles per face, corners as +-0.5 offsets
-    (0, 1), (0, -1), (1, 1), (1, -1), (2, 1), (2, -1)]
+def _unit_box() -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """36 vertices (two triangles per face) of a unit cube centred at 0, and the 6 normals."""
+    verts, normals = [], []
+    for axis in range(3):
+        for sign in (1.0, -1.0):
+            u, v = [a for a in range(3) if a != axis]
+            corners = []
+            for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+                c = np.zeros(3)
+                c[axis], c[u], c[v] = 0.5 * sign, 0.5 * a, 0.5 * b
+                corners.append(c)
+            verts += [corners[i] for i in (0, 1, 2, 0, 2, 3)]
+            n = np.zeros(3)
+            n[axis] = sign
+            normals.append(n)
+    return np.array(verts), np.array(normals)
 
 
-def _box(pose: Pose, size: tuple[float, float, float]) -> tuple[NDArray[np.float64], list[float]]:
+_BOX_VERTS, _BOX_NORMALS = _unit_box()
+_BOX_LIGHT = np.array([0.3, 0.9, 0.3]) / np.linalg.norm([0.3, 0.9, 0.3])
+
+
+def _box(pose: Pose, size: tuple[float, float, float]
+         ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Triangles (36 vertices, world) of a box centred on ``pose`` and per-vertex shading
     (a light from above and slightly in front), so a flat colour still reads as a solid."""
-    verts, shade = [], []
-    light = np.array([0.3, 0.9, 0.3]) / np.linalg.norm([0.3, 0.9, 0.3])
-    for axis, sign in _BOX_FACES:
-        u, v = [a for a in range(3) if a != axis]
-        corners = []
-        for a, b in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
-            c = np.zeros(3)
-            c[axis], c[u], c[v] = 0.5 * sign, 0.5 * a, 0.5 * b
-            corners.append(c * size)
-        quad = [corners[i] for i in (0, 1, 2, 0, 2, 3)]
-        verts += list(pose.transform_point(np.array(quad)))
-        normal = np.zeros(3)
-        normal[axis] = sign
-        f = 0.45 + 0.55 * max(float(np.dot(pose.transform_direction(normal), light)), 0.0)
-        shade += [f] * 6
-    return np.array(verts), shade
+    verts = pose.transform_point(_BOX_VERTS * np.asarray(size, dtype=np.float64))
+    lit = np.clip(pose.transform_direction(_BOX_NORMALS) @ _BOX_LIGHT, 0.0, None)
+    return verts, np.repeat(0.45 + 0.55 * lit, 6)
 
 
 class _GpuMesh:
@@ -687,26 +696,28 @@ class Renderer:
         """Build every overlay vertex once per frame: flat triangles (markers, quads), lines,
         textured quads (labels, menu)."""
         tris: list[NDArray[np.float64]] = []
-        tri_cols: list[tuple[float, ...]] = []
+        cols: list[NDArray[np.float64]] = []
         for centre, r, col in frame.points:
-            o = _octahedron(np.asarray(centre, dtype=np.float64), r)
-            tris.append(o)
-            tri_cols += [col] * len(o)
+            tris.append(_octahedron(np.asarray(centre, dtype=np.float64), r))
+            cols.append(np.broadcast_to(col, (24, 4)))
         for pose, size, col in frame.boxes:
             verts, shade = _box(pose, size)
             tris.append(verts)
-            tri_cols += [(col[0] * f, col[1] * f, col[2] * f, col[3]) for f in shade]
+            c = np.empty((len(verts), 4))
+            c[:, :3] = np.outer(shade, col[:3])
+            c[:, 3] = col[3]
+            cols.append(c)
         n_solid = sum(len(t) for t in tris)
         for pose, (w, h), col in frame.quads:
             tris.append(pose.transform_point(_QUAD * [w, h, 0.0]))
-            tri_cols += [col] * 6
-        lines = [np.array([a, b], dtype=np.float64) for a, b, _ in frame.lines]
-        line_cols = [c for _, _, c in frame.lines for _ in range(2)]
-        parts = tris + lines
-        self._flat_ranges = (n_solid, sum(len(t) for t in tris), sum(len(x) for x in lines))
-        if parts:
-            data = np.hstack([np.vstack(parts), np.asarray(tri_cols + line_cols)]
-                             ).astype(np.float32)
+            cols.append(np.broadcast_to(col, (6, 4)))
+        n_tris = sum(len(t) for t in tris)
+        for a, b, col in frame.lines:
+            tris.append(np.array([a, b], dtype=np.float64))
+            cols.append(np.broadcast_to(col, (2, 4)))
+        self._flat_ranges = (n_solid, n_tris, sum(len(t) for t in tris) - n_tris)
+        if tris:
+            data = np.hstack([np.vstack(tris), np.vstack(cols)]).astype(np.float32)
             self._upload(self._dyn, data)
         textured: list[tuple[Any, NDArray[np.float64]]] = []
         for label in frame.labels:

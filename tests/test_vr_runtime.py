@@ -187,6 +187,7 @@ def test_gl_session_draws_the_heart_where_the_view_puts_it_and_a_cut_plane_remov
     app, stats = run_app(case, frames=14, on_frame=on_frame, mirror=str(mirror))
     assert stats.frames == 14 and stats.error is None
     assert stats.color_format == "0x8c43"  # GL_SRGB8_ALPHA8, chosen explicitly
+    assert stats.gl_renderer  # the GL renderer is reported in --json
     assert stats.depth_format is not None  # depth layers submitted
     before, after = events["before"], events["after"]
     for eye in (0, 1):

@@ -96,6 +96,7 @@ class VrStats:
     color_format: str = ""
     depth_format: str | None = None
     eye_size: tuple[int, int] = (0, 0)
+    gl_renderer: str = ""
     msaa: int = 0
     structures: list[str] = field(default_factory=list)
     triangles: int = 0
@@ -409,6 +410,7 @@ class VrApp:
                 st.color_format = hex(xs.color_format)
                 st.depth_format = hex(xs.depth_format) if xs.depth_format else None
                 st.eye_size = (xs.swapchains[0].width, xs.swapchains[0].height)
+                st.gl_renderer = xs.gl.gl_info()["renderer"]
                 self._loop(xs, writer, t_start)
         finally:
             self._shutdown(writer)

@@ -82,7 +82,7 @@ class GLContext:
         return major, int(GL.glGetIntegerv(GL.GL_MINOR_VERSION))
 
     def gl_info(self) -> dict[str, str]:
-        """GL renderer and version strings (for logs and --check)."""
+        """GL renderer and version strings (reported in the session summary)."""
         from OpenGL import GL
 
         self.make_current()

@@ -293,10 +293,6 @@ class XrSession:
         """Whether the colour swapchains are sRGB (enable GL_FRAMEBUFFER_SRGB when drawing)."""
         return self.color_format in SRGB_FORMATS
 
-    @property
-    def depth_submitted(self) -> bool:
-        """Depth swapchains are submitted with the projection layer."""
-        return self.depth_format is not None
 
     # -- start-up -------------------------------------------------------------------------------
     def __enter__(self) -> XrSession:

@@ -543,6 +543,8 @@ def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
     # cavities: smoothing the distance map turns that plateau into a saddle at its middle, so
     # the border falls on the valve plane rather than anywhere along the orifice
     d_img = sitk.SmoothingRecursiveGaussian(d_img, SADDLE_SIGMA_MM)
+    # quantised to 0.01 mm: the watershed's priority queue is far faster on integer levels
+    d_img = sitk.Cast(sitk.Round(d_img * 100.0), sitk.sitkInt32)
     m_img = sitk.GetImageFromArray(markers)
     m_img.CopyInformation(work)
     ws = sitk.MorphologicalWatershedFromMarkers(-d_img, m_img, markWatershedLine=False,

@@ -204,3 +204,19 @@ def test_multisampling_smooths_edges_and_keeps_the_colours(renderer):
         assert len(np.unique(smooth[row, edge, 0])) > len(np.unique(plain[row, edge, 0]))
     finally:
         msaa.release()
+
+
+def test_more_cut_planes_than_the_shader_holds_are_ignored_with_one_warning(renderer, caplog):
+    renderer.set_meshes({"aorta": sphere((0, 0, 0), 40)})
+    planes = [(np.array([1.0, 0.0, 0.0]), np.array([x, 0.0, 0.0])) for x in (-30, -20, -10, 0,
+                                                                              10, 20)]
+    frame = SceneFrame(model=MODEL, styles={"aorta": StructureStyle(color=(200, 30, 130),
+                                                                    planes=planes)})
+    with caplog.at_level("WARNING", logger="vr.render"):
+        img = render(renderer, frame)
+        render(renderer, SceneFrame(model=MODEL, styles=frame.styles))
+    assert sum("cut planes are drawn at once" in r.message for r in caplog.records) == 1
+    # the first four planes apply: x >= 0 is kept, the left half is gone
+    assert px(img, CENTRE[0], CENTRE[1] - 20).max() < 50
+    assert px(img, CENTRE[0], CENTRE[1] + 20)[0] > 120
+    renderer.remove_meshes(["aorta"])

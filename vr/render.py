@@ -376,6 +376,7 @@ class Renderer:
         """Depth format of the targets (the depth swapchain's): the multisampled depth must
         match it for the resolve to copy depth."""
         self._msaa_fbos: dict[tuple[int, int], Any] = {}
+        self._warned_planes = False
         self.near, self.far = near, far
         self.mesh_prog = ctx.program(vertex_shader=_MESH_VS, fragment_shader=_MESH_FS)
         self.flat_prog = ctx.program(vertex_shader=_FLAT_VS, fragment_shader=_FLAT_FS)
@@ -549,7 +550,10 @@ class Renderer:
                 key = (float(n[0]), float(n[1]), float(n[2]), -float(np.dot(n, o)))
                 if key not in planes:
                     if len(planes) == MAX_CLIP_PLANES:
-                        log.warning("only %d cut planes are drawn at once", MAX_CLIP_PLANES)
+                        if not self._warned_planes:
+                            log.warning("only %d cut planes are drawn at once; the others "
+                                        "are ignored", MAX_CLIP_PLANES)
+                            self._warned_planes = True
                         continue
                     planes.append(key)
                 clip[mesh.slot] |= 1 << planes.index(key)

@@ -318,3 +318,35 @@ def test_recentre_puts_the_model_back_in_front_of_the_head_keeping_its_scale():
     assert pose.scale == pytest.approx(3.0)
     # the head looks along -X (turned left by 90 degrees): 45 cm ahead, 10 cm lower
     assert pose.position == pytest.approx((1.0 - 0.45, 1.6, 0.0), abs=1e-9)
+
+
+def test_losing_tracking_while_holding_the_heart_ends_the_grab_and_saves_the_pose():
+    it = make()
+    it.update(frame(right=HandInput(grip_pose=Pose((0.1, 1.4, -0.6)), grip=1.0)))
+    it.update(frame(right=HandInput(grip_pose=Pose((0.2, 1.4, -0.6)), grip=1.0)))
+    changes, _ = it.update(frame(right=HandInput(grip_pose=None, grip=1.0)))  # tracking lost
+    assert [c.kind for c in changes] == ["model_pose"]
+    assert it.plan.model_pose.position == pytest.approx((0.1, 1.5, -1.0))
+    # tracking back with the grip still held: a new grab starts from there, no jump
+    it.update(frame(right=HandInput(grip_pose=Pose((0.5, 1.0, 0.0)), grip=1.0)))
+    assert it.plan.model_pose.position == pytest.approx((0.1, 1.5, -1.0))
+
+
+def test_default_placement_magnifies_small_hearts_only():
+    from vr.interaction import default_model_pose
+
+    head = Pose((0.0, 1.7, 0.0))
+    assert default_model_pose(head, extent_mm=50.0).scale == pytest.approx(5.0)
+    assert default_model_pose(head, extent_mm=400.0).scale == pytest.approx(1.0)
+    pose = default_model_pose(head, extent_mm=100.0)
+    assert pose.position == pytest.approx((0.0, 1.6, -0.45))
+    # looking down at the floor still places it level in front, not below the feet
+    down = Pose((0.0, 1.7, 0.0), xrmath.quat_from_axis_angle((1, 0, 0), -1.2))
+    assert default_model_pose(down, extent_mm=100.0).position == pytest.approx((0.0, 1.6, -0.45))
+
+
+def test_unknown_plan_change_is_refused():
+    from vr.interaction import PlanChange
+
+    with pytest.raises(ValueError, match="unknown plan change"):
+        PlanChange("teleport", {}).apply(Plan())

@@ -87,6 +87,14 @@ def interaction(case_path: Path, repeats: int) -> dict[str, float]:
         timed(lambda: None) for _ in range(repeats))}
     out["show/hide a structure (saved to the plan)"] = statistics.median(
         timed(lambda: window.on_key("2")) for _ in range(2 * repeats))
+    start = time.perf_counter()
+    window.scene.build_proxies()
+    out["build the level-of-detail stand-ins (once, after the first frame)"] = \
+        time.perf_counter() - start
+    window.scene.set_lod(True)
+    out["frame while the camera moves (stand-ins)"] = statistics.median(
+        timed(lambda: None) for _ in range(repeats))
+    window.scene.set_lod(False)
     window.on_key("i")  # the slice (and the scan) once
     out["scroll the slice (+ inset cut lines)"] = statistics.median(
         timed(lambda: window.on_key("Up")) for _ in range(repeats))

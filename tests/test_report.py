@@ -20,8 +20,8 @@ from cardioplan.cli import main
 from cardioplan.labels import LABELS
 from cardioplan.plan import CutPlane, RehearsalStep, edit_plan
 from cardioplan.report import build_report
-from cardioplan.report.model3d import web_surfaces
 from cardioplan.report.montage import montage, montage_indices
+from cardioplan.viewer.lod import decimate_to_budget
 from cardioplan.viewer.slices import to_lps
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -202,11 +202,11 @@ def test_montage_mesh_cut_lines_lie_on_the_label_outlines(case: Case) -> None:
         assert gap < 5, (orientation, gap)  # tile pixels (about 1.3 per mm here)
 
 
-def test_web_surfaces_keep_names_colours_and_budget(case: Case) -> None:
+def test_decimation_keeps_names_colours_shape_and_budget(case: Case) -> None:
     from cardioplan.mesh import read_case_meshes
 
     meshes = read_case_meshes(case)
-    small = web_surfaces(meshes, budget=10_000)
+    small = decimate_to_budget(meshes, budget=10_000)
     total = sum(s.n_cells for s in small.values())
     assert total < 12_000 and list(small) == list(meshes)
     for name, s in small.items():

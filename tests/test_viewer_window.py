@@ -234,6 +234,13 @@ _XVFB_SCRIPT = textwrap.dedent("""
     assert load_plan(case).views[0].name == "View 1"
     press("n")
     assert load_plan(case).steps[0].view == "Step 1"
+    # level of detail: stand-ins while the camera moves (forced on this small case)
+    assert w.scene.build_proxies(max_triangles=10_000)
+    style = iren.GetInteractorStyle()
+    style.InvokeEvent("StartInteractionEvent")
+    assert w.scene.lod
+    style.InvokeEvent("EndInteractionEvent")
+    assert not w.scene.lod
     press("q")
     print("OK")
 """)
@@ -251,3 +258,31 @@ def test_real_window_key_bindings_under_xvfb(case) -> None:
     assert "OK" in proc.stdout
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]  # errors inside VTK callbacks
     case.plan_path.unlink(missing_ok=True)
+
+
+def test_level_of_detail_while_the_camera_moves(window, case) -> None:
+    """Decimated stand-ins replace the full meshes during interaction and look the same."""
+    from viewer_helpers import centroid, color_mask
+
+    scene = window.scene
+    assert not scene.build_proxies()  # 2 meshes of the phantom: below the default threshold
+    assert scene.build_proxies(max_triangles=3000)
+    assert sum(p.GetMapper().GetInput().GetNumberOfCells() for p in scene.proxies.values()) \
+        < 4000
+    among = ["left_ventricle", "aorta"]
+    full = window.plotter.screenshot(return_img=True)[..., :3]
+    scene.set_lod(True)
+    assert all(p.GetVisibility() for p in scene.proxies.values())
+    assert not any(a.GetVisibility() for a in scene.actors.values())
+    moving = window.plotter.screenshot(return_img=True)[..., :3]
+    for name in among:
+        a, b = color_mask(full, name, among), color_mask(moving, name, among)
+        assert abs(int(b.sum()) - int(a.sum())) < 0.15 * a.sum()
+        assert np.hypot(*np.subtract(centroid(a), centroid(b))) < 3
+    # styles follow: a hidden structure stays hidden in the stand-ins
+    window.on_key("1")
+    assert not scene.proxies["left_ventricle"].GetVisibility()
+    scene.set_lod(False)
+    assert not any(p.GetVisibility() for p in scene.proxies.values())
+    assert scene.actors["aorta"].GetVisibility() and not \
+        scene.actors["left_ventricle"].GetVisibility()

@@ -25,41 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from cardioplan.plan import Plan
+from cardioplan.viewer.lod import decimate_to_budget
 
-__all__ = ["WEB_TRIANGLES", "web_surfaces", "glb_bytes", "model_page", "viewer_script",
+__all__ = ["WEB_TRIANGLES", "glb_bytes", "model_page", "viewer_script",
            "annotations_json"]
 
 WEB_TRIANGLES = 150_000
 """Total triangle budget of the 3D page (about 4 MB of GLB)."""
-_MIN_TRIANGLES = 400
-
-
-def web_surfaces(surfaces: Mapping[str, Any], *, budget: int = WEB_TRIANGLES
-                 ) -> dict[str, Any]:
-    """Surfaces decimated so that together they have at most about ``budget`` triangles.
-
-    The budget is shared in proportion to each surface's triangles (at least
-    ``_MIN_TRIANGLES`` each); surfaces already small enough are kept as they are.  Field data
-    (names, colours) is kept and normals are recomputed.
-    """
-    import fast_simplification
-
-    total = sum(s.n_cells for s in surfaces.values())
-    if total <= budget:
-        return dict(surfaces)
-    out = {}
-    for name, surface in surfaces.items():
-        target = max(_MIN_TRIANGLES, int(budget * surface.n_cells / total))
-        if surface.n_cells <= target:
-            out[name] = surface
-            continue
-        small = fast_simplification.simplify_mesh(surface.triangulate(), target_count=target)
-        small = small.compute_normals(cell_normals=False, split_vertices=False,
-                                      auto_orient_normals=False)
-        for key in surface.field_data:
-            small.field_data[key] = surface.field_data[key]
-        out[name] = small
-    return out
 
 
 def glb_bytes(surfaces: Mapping[str, Any]) -> bytes:
@@ -147,6 +119,7 @@ def annotations_json(plan: Plan | None) -> str:
     Examples
     --------
     >>> from cardioplan.plan import Plan
+from cardioplan.viewer.lod import decimate_to_budget
     >>> p = Plan(); _ = p.add_landmark((1, 2, 3), name="apex")
     >>> json.loads(annotations_json(p))["landmarks"]
     [{'name': 'apex', 'point': [1.0, 2.0, 3.0]}]
@@ -185,7 +158,7 @@ def model_page(surfaces: Mapping[str, Any], *, title: str, view: str = "anterior
     """
     from cardioplan import __version__
 
-    small = web_surfaces(surfaces, budget=budget)
+    small = decimate_to_budget(surfaces, budget=budget)
     glb = base64.b64encode(glb_bytes(small)).decode("ascii")
     buttons = "".join(f'<button data-view="{v}">{label}</button>' for v, label in _VIEW_BUTTONS)
     return _PAGE.format(version=html.escape(__version__), title=html.escape(title),

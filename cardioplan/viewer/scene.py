@@ -34,6 +34,7 @@ from cardioplan.labels import LABELS
 from cardioplan.plan import Camera, CutPlane, Plan
 from cardioplan.viewer.camera import PRESETS, bounds_center_radius, preset_camera
 from cardioplan.viewer.inset import SliceInset
+from cardioplan.viewer.lod import decimate_to_budget
 from cardioplan.viewer.slices import (
     SliceSpec,
     default_window,
@@ -59,6 +60,10 @@ they share a boundary with.
 The mesher gives neighbours *one* shared set of triangles (left ventricle | myocardium), so the
 two surfaces coincide exactly there and would z-fight (speckles) when a cut opens the heart;
 with these offsets the chamber or vessel wins and the wall never shows through it."""
+LOD_TRIANGLES = 200_000
+"""Above this many triangles, the window draws decimated stand-ins while the camera moves..."""
+LOD_BUDGET = 80_000
+"""... with this many triangles in all."""
 BACKFACE_SHADE = 0.5
 """Inner surfaces (seen through a cut) are drawn at this fraction of the colour, so a cut is
 obvious at a glance; the meshes' normals point outwards."""
@@ -164,6 +169,21 @@ def _vtk_plane(plane: CutPlane) -> Any:
     return p
 
 
+def _style_actor(actor: Any, style: Any, planes: Sequence[CutPlane]) -> None:
+    """Colour, opacity, darker back faces and clipping planes of one structure's actor."""
+    prop = actor.GetProperty()
+    prop.SetColor(*(c / 255.0 for c in style.color))
+    prop.SetOpacity(style.opacity)
+    back = actor.GetBackfaceProperty() or vtkProperty()
+    back.DeepCopy(prop)
+    back.SetColor(*(BACKFACE_SHADE * c / 255.0 for c in style.color))
+    actor.SetBackfaceProperty(back)
+    mapper = actor.GetMapper()
+    mapper.RemoveAllClippingPlanes()
+    for plane in planes:
+        mapper.AddClippingPlane(_vtk_plane(plane))
+
+
 def _with_normals(mesh: Any) -> Any:
     if mesh.n_points and mesh.point_data.GetNormals() is None and "Normals" not in \
             mesh.point_data:
@@ -213,6 +233,8 @@ class Scene:
         self.plotter = plotter
         self.data = data
         self.actors: dict[str, Any] = {}
+        self.proxies: dict[str, Any] = {}
+        self.lod = False
         self.state: SceneState | None = None
         self._annotation_names: list[str] = []
         self._legend_actors: list[Any] = []
@@ -239,6 +261,44 @@ class Scene:
         """The structure drawn by ``actor`` (None for the slice or annotations)."""
         return next((n for n, a in self.actors.items() if a is actor), None)
 
+    def build_proxies(self, *, max_triangles: int = LOD_TRIANGLES,
+                      budget: int = LOD_BUDGET) -> bool:
+        """Make decimated stand-ins drawn while the camera moves (level of detail).
+
+        Only when the meshes have more than ``max_triangles`` together; the stand-ins have
+        about ``budget`` triangles in all.  Returns whether stand-ins exist.  They are not
+        pickable and follow every style of the full meshes.
+        """
+        total = sum(m.n_cells for m in self.data.meshes.values())
+        if self.proxies or total <= max_triangles:
+            return bool(self.proxies)
+        small = decimate_to_budget(self.data.meshes, budget=min(budget, max_triangles))
+        for name in self.data.structures:
+            proxy = self.plotter.add_mesh(small[name], color=(0.8, 0.8, 0.8),
+                                          smooth_shading=False, name=f"proxy:{name}",
+                                          reset_camera=False, pickable=False, specular=0.25,
+                                          specular_power=20.0, render=False)
+            push = float(DEPTH_PRIORITY.get(name, 0))
+            proxy.GetMapper().SetRelativeCoincidentTopologyPolygonOffsetParameters(push, push)
+            proxy.SetVisibility(False)
+            self.proxies[name] = proxy
+        log.info("level of detail: %d -> %d triangles while the camera moves", total,
+                 sum(m.n_cells for m in small.values()))
+        return True
+
+    def set_lod(self, on: bool) -> None:
+        """Draw the decimated stand-ins (camera moving) or the full meshes."""
+        self.lod = bool(on and self.proxies)
+        if self.state is None:
+            return
+        for name, actor in self.actors.items():
+            style = self.state.styles.get(name)
+            visible = bool(style and style.visible)
+            proxy = self.proxies.get(name)
+            actor.SetVisibility(visible and not (proxy is not None and self.lod))
+            if proxy is not None:
+                proxy.SetVisibility(visible and self.lod)
+
     def apply(self, state: SceneState, plan: Plan, *,
               markers: dict[str, str] | None = None) -> None:
         """Draw ``state`` (visibility, opacity, colours, cut planes, slice) and ``plan``'s
@@ -250,20 +310,14 @@ class Scene:
         """
         for name, actor in self.actors.items():
             style = state.styles.get(name)
-            actor.SetVisibility(bool(style and style.visible))
+            proxy = self.proxies.get(name)
+            actor.SetVisibility(bool(style and style.visible and not (proxy and self.lod)))
+            if proxy is not None:
+                proxy.SetVisibility(bool(style and style.visible and self.lod))
             if style is None:
                 continue
-            prop = actor.GetProperty()
-            prop.SetColor(*(c / 255.0 for c in style.color))
-            prop.SetOpacity(style.opacity)
-            back = actor.GetBackfaceProperty() or vtkProperty()
-            back.DeepCopy(prop)
-            back.SetColor(*(BACKFACE_SHADE * c / 255.0 for c in style.color))
-            actor.SetBackfaceProperty(back)
-            mapper = actor.GetMapper()
-            mapper.RemoveAllClippingPlanes()
-            for plane in state.planes_for(name):
-                mapper.AddClippingPlane(_vtk_plane(plane))
+            for a in (actor, proxy) if proxy is not None else (actor,):
+                _style_actor(a, style, state.planes_for(name))
         self.state = state
         self._draw_legend(state, markers)
         self._draw_title(state.title)

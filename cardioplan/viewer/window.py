@@ -111,6 +111,7 @@ class ViewerWindow:
         self._status_actor: Any = None
         self._press: tuple[int, int] | None = None
         self._clip_widget_on = False
+        self._lod_ready = False
         self.redraw()
         self.scene.show_view(view, plan)
 
@@ -246,7 +247,18 @@ class ViewerWindow:
         if pick is not None:
             self.on_pick(pick)
 
+    def _on_interaction(self, obj: Any, event: str) -> None:
+        """While the camera moves, draw the decimated stand-ins (large cases)."""
+        moving = event == "StartInteractionEvent"
+        if bool(self.scene.proxies) and moving != self.scene.lod:
+            self.scene.set_lod(moving)
+            if not moving:
+                self.plotter.render()
+
     def _on_timer(self, obj: Any, event: str) -> None:
+        if not self._lod_ready:  # after the first frame, not before it
+            self._lod_ready = True
+            self.scene.build_proxies()
         try:
             plan = self.watcher.reload_if_changed()
         except CardioPlanError as exc:
@@ -271,6 +283,9 @@ class ViewerWindow:
         iren.add_observer("LeftButtonReleaseEvent", self._on_release)
         iren.add_observer("TimerEvent", self._on_timer)
         iren.interactor.CreateRepeatingTimer(_WATCH_MS)
+        style = iren.interactor.GetInteractorStyle()
+        for event in ("StartInteractionEvent", "EndInteractionEvent"):
+            style.AddObserver(event, self._on_interaction)
         # text sizes and the inset's framing follow the window size
         self.plotter.ren_win.AddObserver("WindowResizeEvent", lambda *_: self.redraw())
 

@@ -65,6 +65,9 @@ class MonadoService:
         if self.mode == mode and self.proc is not None and self.proc.poll() is None:
             return
         self.stop()
+        if mode == "remote" and _port_open(PORT):
+            raise RuntimeError(f"TCP port {PORT} is already in use (a leftover monado-service "
+                               "with the remote driver?); stop it and rerun the tests")
         env = dict(os.environ)
         env.update(self.env())
         env.update({"XRT_NO_STDIN": "1", "SIMULATED_ENABLE": "1", "SIMULATED_LEFT": "wmr",
@@ -109,6 +112,12 @@ class MonadoService:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 # -- remote driver protocol ----------------------------------------------------------------

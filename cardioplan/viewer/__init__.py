@@ -6,7 +6,9 @@ The modules split pure logic from rendering so the logic is tested without a win
 * :mod:`~cardioplan.viewer.slices` -- image slices with label outlines, pure numpy;
 * :mod:`~cardioplan.viewer.state` -- what the scene shows, derived from the plan, pure;
 * :mod:`~cardioplan.viewer.interaction` -- picking, measuring, key map, rehearsal steps, pure;
+* :mod:`~cardioplan.viewer.lod` -- decimation to a triangle budget (level of detail, web);
 * :mod:`~cardioplan.viewer.scene` -- draws a state with PyVista (on- or off-screen);
+* :mod:`~cardioplan.viewer.inset` -- the 2D slice inset with the meshes' cut lines;
 * :mod:`~cardioplan.viewer.snapshot` -- off-screen PNGs (EGL, no display);
 * :mod:`~cardioplan.viewer.window` -- the interactive window of ``cardioplan view``.
 

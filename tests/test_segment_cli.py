@@ -58,6 +58,11 @@ def test_dicom_to_case_outputs(dicom_case, sample_data):
     assert case.slicer_labels_path.is_file()
     header = case.slicer_labels_path.read_bytes()[:4000].decode("latin-1")
     assert "Segment0_Name:=" in header or "Segment0_Name:" in header
+    # the Slicer file holds the labelled box, in the same physical space as labels.nii.gz
+    slicer = sitk.ReadImage(str(case.slicer_labels_path))
+    back = sitk.Resample(slicer, labels, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                         sitk.sitkUInt8)
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(labels))
     structures = case.structures
     assert structures["aorta"]["volume_ml"] > 15
     assert set(structures) >= {"left_ventricle", "right_ventricle", "left_atrium",

@@ -157,10 +157,29 @@ def _write(case: Any, src: Path, volume: Any, result: Any, args: argparse.Namesp
 def _write_results(case: Any, result: Any, section: dict[str, Any], write_seg_nrrd: Any, *,
                    force: bool) -> None:
     case.write_labels(result.labels, produced_by="cardioplan segment", force=force)
-    write_seg_nrrd(result.labels, case.slicer_labels_path)
+    write_seg_nrrd(_crop_to_labels(result.labels), case.slicer_labels_path)
     case.record_file("labels_seg_nrrd", case.slicer_labels_path, produced_by="cardioplan segment")
     case.set_structures(result.structures, merge=False)
     case.set_section("segmentation", section)
+
+
+def _crop_to_labels(labels: Any) -> Any:
+    """The label map cut to its labelled box plus one voxel, in the same physical space.
+
+    3D Slicer places a ``.seg.nrrd`` by its own geometry, so the Slicer file need not carry the
+    empty rest of a 512 x 512 x 320 grid (a tenth of the voxels to write for a typical chest).
+    """
+    import numpy as np
+    import SimpleITK as sitk
+    from scipy import ndimage
+
+    arr = sitk.GetArrayViewFromImage(labels)
+    box = ndimage.find_objects((arr > 0).astype(np.uint8))
+    if not box or box[0] is None:
+        return labels
+    lo = [max(s.start - 1, 0) for s in box[0]][::-1]  # x, y, z
+    hi = [min(s.stop + 1, n) for s, n in zip(box[0], arr.shape, strict=True)][::-1]
+    return labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
 
 
 def _mesh(case: Any, result: Any, *, force: bool) -> dict[str, Any] | None:

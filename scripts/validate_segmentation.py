@@ -24,7 +24,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import sys

@@ -59,6 +59,10 @@ _ROI_MARGIN_MM = 60.0
 _THICK_RATIO = 2.0
 _SLICE_GROWTH_MM = 6.0
 _SNAP_MM = 8.0
+_WORK_MM = 1.2
+_MYO_DEFAULT_MM = 10.0
+_MYO_THICKNESS_FACTOR = 2.0
+_APEX_GROWTH_MM = 3.0
 _NECK_MM = 2.0
 
 
@@ -131,6 +135,24 @@ def _otsu(values: np.ndarray) -> float:
     return float(centres[int(np.argmax(between))])
 
 
+def _blood_threshold(smooth: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]],
+                     spacing: tuple[float, ...], thick: int | None) -> float:
+    """Blood/tissue threshold at half-way between the dark tissue and the clicked cavities.
+
+    The dark level is the median below the Otsu threshold of the region; the blood level is the
+    dimmest clicked cavity's local median (after moving its click off papillary muscles).
+    Half-maximum is where an edge blurred by the scanner's point-spread function lies, in any
+    contrast where blood is brighter than its wall: bSSFP, whole-heart and LGE alike.
+    """
+    t = _otsu(smooth)
+    levels = [_local_level(smooth, _snap(smooth, p, spacing, thick, t), spacing)
+              for s, p in clicks if s in BLOOD_STRUCTURES]
+    if not levels or not (smooth < t).any():
+        return t
+    dark = float(np.median(smooth[smooth < t]))
+    return dark + 0.5 * (min(levels) - dark)
+
+
 def _local_level(smooth: np.ndarray, p: tuple[int, int, int], spacing_zyx: Sequence[float],
                  radius_mm: float = 3.0) -> float:
     sl = tuple(slice(max(c - max(int(radius_mm // s), 0), 0), c + max(int(radius_mm // s), 0) + 1)
@@ -153,21 +175,20 @@ def _per_slice(fn, mask: np.ndarray, thick: int | None) -> np.ndarray:  # type: 
 
 
 def _convex_hull_2d(mask2d: np.ndarray) -> np.ndarray:
-    from scipy.spatial import Delaunay, QhullError
+    """The filled convex hull of a 2D mask (pixel centres)."""
+    from PIL import Image, ImageDraw
+    from scipy.spatial import ConvexHull, QhullError
 
     pts = np.argwhere(mask2d)
     if len(pts) < 4:
         return mask2d
     try:
-        tri = Delaunay(pts)
-    except QhullError:
+        hull = pts[ConvexHull(pts).vertices]
+    except QhullError:                      # collinear points
         return mask2d
-    lo, hi = pts.min(0), pts.max(0) + 1
-    grid = np.mgrid[lo[0]:hi[0], lo[1]:hi[1]].reshape(2, -1).T
-    inside = tri.find_simplex(grid) >= 0
-    out = mask2d.copy()
-    out[tuple(grid[inside].T)] = True
-    return out
+    canvas = Image.new("1", (mask2d.shape[1], mask2d.shape[0]), 0)
+    ImageDraw.Draw(canvas).polygon([(int(x), int(y)) for y, x in hull], fill=1, outline=1)
+    return mask2d | np.asarray(canvas, dtype=bool)
 
 
 def segment_mr(image: sitk.Image, *, seeds: Sequence[Seed],
@@ -215,7 +236,7 @@ def segment_mr(image: sitk.Image, *, seeds: Sequence[Seed],
     roi = _roi(arr.shape, [p for _, p in clicks], spacing, thick)
     local = [(s, tuple(int(c - r.start) for c, r in zip(p, roi, strict=True)))
              for s, p in clicks]
-    labels_roi = _segment_roi(arr[roi], local, spacing, thick, wanted)
+    labels_roi = _segment_coarse(arr[roi], local, spacing, thick, wanted)
     out = np.zeros(arr.shape, np.uint8)
     out[roi] = labels_roi
     for name in wanted:
@@ -262,18 +283,46 @@ def _n4(image: sitk.Image) -> np.ndarray:
     return sitk.GetArrayFromImage(img / sitk.Exp(log_field)).astype(np.float32)
 
 
+def _segment_coarse(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]],
+                    spacing: tuple[float, ...], thick: int | None,
+                    wanted: list[str]) -> np.ndarray:
+    """Segment at about ``_WORK_MM`` resolution and interpolate the labels back.
+
+    Sub-millimetre 3D volumes (LGE, whole-heart) are segmented on an integer-decimated grid,
+    after smoothing, which is 4-8x faster; each label's mask is interpolated (linear) back to
+    the full grid, so boundaries stay smooth.
+    """
+    f = [1 if ax == thick else max(1, int(round(_WORK_MM / s))) for ax, s in enumerate(spacing)]
+    if f == [1, 1, 1]:
+        return _segment_roi(arr, clicks, spacing, thick, wanted)
+    smooth = ndi.gaussian_filter(arr, _sigmas(spacing, thick, 0.5 * _WORK_MM))
+    small = smooth[tuple(slice(None, None, k) for k in f)]
+    small_clicks = [(s, tuple(int(c // k) for c, k in zip(p, f, strict=True)))
+                    for s, p in clicks]
+    sp_small = tuple(s * k for s, k in zip(spacing, f, strict=True))
+    lab = _segment_roi(small, small_clicks, sp_small, thick, wanted)
+    best = np.zeros(arr.shape, np.float32)
+    out = np.zeros(arr.shape, np.uint8)
+    for v in np.unique(lab):
+        if v == 0:
+            continue
+        prob = ndi.zoom((lab == v).astype(np.float32),
+                        [n / m for n, m in zip(arr.shape, lab.shape, strict=True)], order=1,
+                        grid_mode=True, mode="nearest")
+        win = (prob > 0.5) & (prob > best)
+        best[win] = prob[win]
+        out[win] = v
+    return out
+
+
 def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]],
                  spacing: tuple[float, ...], thick: int | None,
                  wanted: list[str]) -> np.ndarray:
     smooth = ndi.gaussian_filter(arr, _sigmas(spacing, thick, 1.0))
     grad = _gradient_magnitude(smooth, spacing, thick)
-    thr = _otsu(smooth)
+    thr = _blood_threshold(smooth, clicks, spacing, thick)
     blood_clicks = [(s, _snap(smooth, p, spacing, thick, thr)) for s, p in clicks
                     if s in BLOOD_STRUCTURES]
-    levels = {s: _local_level(smooth, p, spacing) for s, p in blood_clicks}
-    if levels:
-        # the threshold must sit below every clicked cavity's own level
-        thr = min(thr, 0.85 * min(levels.values()) + 0.15 * float(np.percentile(smooth, 5)))
     bright = smooth > thr
     dark_level = float(np.median(smooth[~bright])) if (~bright).any() else 0.0
     background = smooth < dark_level + 0.5 * (thr - dark_level)
@@ -286,34 +335,61 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         grown = grow_from_seeds(grad, by_value, spacing_zyx=spacing, background=background,
                                 allowed=bright)
     else:
-        grown = _grow_stack(grad, by_value, spacing, thick, background, bright)
+        grown = _grow_stack(grad, by_value, spacing, thick, background, bright,
+                            walled=[LABELS.value_of("left_ventricle")])
     out = np.zeros(arr.shape, np.uint8)
     for name, v in values.items():
         if name not in wanted:
             continue
+        others = (grown != v) & (grown != 0)
         mask = component_at(grown == v, [p for s, p in blood_clicks if s == name])
-        mask = _per_slice(ndi.binary_fill_holes, mask, thick)
+        mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if name == "left_ventricle" and thick is not None:
-            mask = _per_slice(_convex_hull_2d, mask, thick)
+            mask = _lv_cavity(mask, spacing, thick) & ~others
         out[mask & (out == 0)] = v
+    if thick is not None:
+        _limit_to_lv_slices(out, thick)
     if "myocardium" in wanted:
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
-        out = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
+        out = _myocardium(smooth, out, myo_clicks, spacing, thick, thr)
     return out
+
+
+def _lv_cavity(mask: np.ndarray, spacing: tuple[float, ...], thick: int) -> np.ndarray:
+    """Left-ventricular cavity of a short-axis stack: per slice, the convex hull of the blood
+    plus a one-voxel rim, so papillary muscles and trabeculae count as cavity (the usual
+    convention of cine-MR volumetry and of the ACDC/Kaggle references) and the border sits on
+    the compact wall rather than at the blood's half-maximum."""
+    hull = _per_slice(_convex_hull_2d, mask, thick)
+    return _per_slice(ndi.binary_dilation, hull, thick)
+
+
+def _limit_to_lv_slices(labels: np.ndarray, thick: int) -> None:
+    """In a short-axis stack, keep the right ventricle within the left ventricle's slices."""
+    lv = np.moveaxis(labels == LABELS.value_of("left_ventricle"), thick, 0)
+    zs = np.flatnonzero(lv.any(axis=(1, 2)))
+    if len(zs) == 0:
+        return
+    view = np.moveaxis(labels, thick, 0)
+    rv = LABELS.value_of("right_ventricle")
+    for z in (*range(0, zs[0]), *range(zs[-1] + 1, view.shape[0])):
+        view[z][view[z] == rv] = 0
 
 
 def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
                 spacing: tuple[float, ...], thick: int, background: np.ndarray,
-                bright: np.ndarray) -> np.ndarray:
+                bright: np.ndarray, *, walled: Sequence[int] = ()) -> np.ndarray:
     """Grow structures slice by slice through a thick-slice stack (or a single slice).
 
-    Each slice is a 2D competing watershed.  Its markers are the clicks in that slice and, for
-    every structure, the core (eroded mask) of that structure in its *parent* slice, the
-    neighbour one step closer to the structure's click; a structure carried over from its parent
-    may not grow more than ``_SLICE_GROWTH_MM`` beyond it, which stops leaks into the atria and
-    great vessels at the base.  Bright regions with no marker in a slice are background there.
-    The sweep repeats until nothing changes.  Voxels of different slices are never neighbours:
-    thick slices are too far apart for a 3D neighbourhood to mean "connected".
+    Each slice is a 2D competition (:func:`segmentation.seeded.grow_from_seeds`).  Its markers
+    are the clicks in that slice and, for every structure, the core (eroded mask) of that
+    structure in its *parent* slice, the neighbour one step closer to the structure's click.  A
+    structure carried over from its parent may not grow more than ``_SLICE_GROWTH_MM`` beyond
+    it (``_APEX_GROWTH_MM`` towards the apex, where the cross-sections of the ``walled``
+    ventricle shrink), which stops leaks into the atria, great vessels and apical fat.  Bright
+    regions with no marker in a slice are background there.  The sweep repeats until nothing
+    changes.  Voxels of different slices are never neighbours: thick slices are too far apart
+    for a 3D neighbourhood to mean "connected".
     """
     g = np.moveaxis(grad, thick, 0)
     bg = np.moveaxis(background, thick, 0)
@@ -327,8 +403,10 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
     erode = _disk(2.0, sp2[1:])
     grow = _disk(_SLICE_GROWTH_MM, sp2[1:])
     neck = _disk(_NECK_MM, sp2[1:])
+    shrink = _disk(_APEX_GROWTH_MM, sp2[1:])
     for _ in range(nz + 1):
         new = np.zeros_like(labels)
+        apex = _apex_side(labels, walled, home)
         for z in range(nz):
             clicks = {v: [(0, y, x) for zz, y, x in ps if zz == z] for v, ps in pts.items()}
             clicks = {v: c for v, c in clicks.items() if c}
@@ -340,14 +418,16 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
                 nearest = min(home[v], key=lambda h, z=z: abs(h - z))
                 parent = labels[z - 1 if z > nearest else z + 1] == v
                 if parent.any():
-                    core = ndi.binary_erosion(parent, erode) & br[z]
+                    core = _core(parent, erode) & br[z]
                     if core.any():
                         cores[v] = core[None]
-                        limits[v] = ndi.binary_dilation(parent, grow)
+                        towards_apex = apex != 0 and np.sign(z - nearest) == apex
+                        limits[v] = ndi.binary_dilation(parent, shrink if towards_apex
+                                                        else grow)
             if not clicks and not cores:
                 continue
             marked = np.zeros(br[z].shape, bool)
-            for v, c in cores.items():
+            for c in cores.values():
                 marked |= c[0]
             for c in clicks.values():
                 for _, y, x in c:
@@ -362,12 +442,39 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
                 if v in cores:
                     anchors += [tuple(i) for i in np.argwhere(cores[v][0])]
                     region &= limits[v]
-                if anchors:
-                    new[z][component_at(region, anchors)] = v
+                if not anchors:
+                    continue
+                region = component_at(region, anchors)
+                new[z][region] = v
         if np.array_equal(new, labels):
             break
         labels = new
     return np.moveaxis(labels, 0, thick)
+
+
+def _apex_side(labels: np.ndarray, walled: Sequence[int],
+               home: dict[int, list[int]]) -> int:
+    """+1 or -1: the direction (along the stack) of the apex, where the left-ventricular
+    cross-section shrinks; 0 while unknown."""
+    for v in walled:
+        if v not in home:
+            continue
+        area = (labels == v).sum(axis=(1, 2))
+        z0 = home[v][0]
+        below = area[z0 - 1] if z0 > 0 else 0
+        above = area[z0 + 1] if z0 + 1 < len(area) else 0
+        if below or above:
+            return -1 if below < above else 1
+    return 0
+
+
+def _core(mask: np.ndarray, erode: np.ndarray) -> np.ndarray:
+    """The inside of a 2D mask, shrunk by ``erode`` (or less for small cavities)."""
+    for st in (erode, np.ones((3, 3), bool)):
+        core = ndi.binary_erosion(mask, st)
+        if core.any():
+            return core
+    return mask
 
 
 def _marked_blobs(bright: np.ndarray, marked: np.ndarray, neck: np.ndarray) -> np.ndarray:
@@ -394,6 +501,9 @@ def _snap(smooth: np.ndarray, p: tuple[int, int, int], spacing: tuple[float, ...
         log.warning("a cavity seed lies in dark tissue with no blood within %.0f mm; "
                     "its structure may be missed", _SNAP_MM)
         return p
+    local = tuple(c - a for c, a in zip(p, lo, strict=True))
+    if box[local]:
+        box = component_at(box, [local])        # stay in the clicked cavity
     sampling = [1e6 if ax == thick else s for ax, s in enumerate(spacing)]
     depth = ndi.distance_transform_edt(np.pad(box, 1), sampling=sampling)[1:-1, 1:-1, 1:-1]
     grid = np.indices(box.shape).reshape(3, -1).T
@@ -410,26 +520,117 @@ def _disk(radius_mm: float, spacing_yx: Sequence[float]) -> np.ndarray:
     return (y * spacing_yx[0]) ** 2 + (x * spacing_yx[1]) ** 2 <= radius_mm ** 2 + 1e-6
 
 
-def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
-                clicks: list[tuple[int, int, int]], spacing: tuple[float, ...],
-                thick: int | None, thr: float) -> np.ndarray:
+def _myocardium(smooth: np.ndarray, labels: np.ndarray, clicks: list[tuple[int, int, int]],
+                spacing: tuple[float, ...], thick: int | None, thr: float) -> np.ndarray:
+    """Add the left-ventricular wall around the cavity.
+
+    The wall is the band of myocardial intensity around the cavity: darker than blood (below
+    the half-maximum threshold) and brighter than lung, within a maximum thickness.  The
+    myocardial level comes from the myocardium click (or from the band just outside the cavity)
+    and the thickness limit from the click's depth: the simulated click sits mid-wall, so the
+    wall is about twice as thick there.  Per slice the band is closed (2 mm) so that it
+    follows the cavity as a ring, and it never covers another structure.
+    """
     lv = labels == LABELS.value_of("left_ventricle")
     if not lv.any():
         return labels
     sampling = [1e6 if ax == thick else s for ax, s in enumerate(spacing)]
     dist = ndi.distance_transform_edt(~lv, sampling=sampling)
     if clicks:
-        t = float(np.clip(2.0 * max(dist[p] for p in clicks), 5.0, 20.0))
+        depth = max(float(dist[p]) for p in clicks)
+        level = float(np.median([_local_level(smooth, p, spacing, 2.0) for p in clicks]))
     else:
-        t = 10.0
-    ring = (dist > 0) & (dist <= t) & (labels == 0) & (smooth <= thr)
-    ring = _per_slice(lambda m: m, ring, thick)
+        depth = _MYO_DEFAULT_MM / 2
+        level = float(np.median(smooth[(dist > 1.0) & (dist <= 4.0) & (labels == 0)]))
+    t = float(np.clip(_MYO_THICKNESS_FACTOR * depth, 5.0, 25.0))
+    floor = level - 0.5 * (level - float(np.percentile(smooth, 2)))
+    free = labels == 0
+    band = (dist > 0) & (dist <= t) & free & (smooth <= thr) & (smooth >= floor)
+    in_plane = [s for ax, s in enumerate(spacing) if ax != thick]
+    close = _disk(2.0, in_plane) if thick is not None else None
+
+    def ring(m: np.ndarray) -> np.ndarray:
+        if close is None:
+            return ndi.binary_closing(m, iterations=1)
+        return ndi.binary_closing(np.pad(m, 4), close)[4:-4, 4:-4]
+
+    band = _per_slice(ring, band, thick) & free & (dist <= t)
+    band = component_at(band | lv, [tuple(i) for i in np.argwhere(lv)[:1]]) & ~lv
     out = labels.copy()
-    out[ring] = LABELS.value_of("myocardium")
+    out[band] = LABELS.value_of("myocardium")
     return out
 
 
 def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None
              ) -> tuple[int, int, int]:
-    raise SegmentationError("automatic left-ventricle detection needs a short-axis stack; "
-                            "click the left ventricle (--seed left_ventricle=x,y,z)")
+    """Find the left-ventricular cavity of a short-axis stack; returns a click ``(z, y, x)``.
+
+    In the middle half of the stack, every bright blob of plausible size (1.5-60 cm²) is scored
+    by how round it is (minor/major axis ratio of its second moments), how convex (solidity),
+    and how completely a dark wall surrounds it (the LV's ring of myocardium, 1.5-6 mm out),
+    with a mild preference for the image centre where cine planning puts the heart.  A blob's
+    score adds the best overlapping blob's score in each neighbouring slice, so the winner is
+    round, walled and consistent through the stack.  The click is the winner's deepest point.
+    """
+    if thick is None or arr.shape[thick] < 2:
+        raise SegmentationError("automatic left-ventricle detection needs a short-axis stack "
+                                "(thick slices); click the left ventricle instead "
+                                "(--seed left_ventricle=x,y,z)")
+    stack = np.moveaxis(arr, thick, 0)
+    sp2 = tuple(s for ax, s in enumerate(spacing) if ax != thick)
+    smooth = ndi.gaussian_filter(stack, (0.0, 1.0 / sp2[0], 1.0 / sp2[1]))
+    nz, ny, nx = smooth.shape
+    centre = smooth[:, ny // 4:3 * ny // 4, nx // 4:3 * nx // 4]
+    thr = _otsu(centre)
+    bright = smooth > thr
+    band_in, band_out = _disk(1.5, sp2), _disk(6.0, sp2)
+    pix = sp2[0] * sp2[1]
+    zs = range(nz // 4, max(nz // 4 + 1, (3 * nz + 3) // 4))
+    cands: dict[int, list[tuple[float, np.ndarray]]] = {}
+    for z in zs:
+        lab, n = ndi.label(ndi.binary_opening(bright[z], _disk(2.0, sp2)))
+        for i in range(1, n + 1):
+            comp = lab == i
+            area = comp.sum() * pix
+            if not 150.0 <= area <= 6000.0:
+                continue
+            cands.setdefault(z, []).append((_lv_score(comp, bright[z], band_in, band_out,
+                                                      sp2), comp))
+    best: tuple[float, int, np.ndarray] | None = None
+    for z, items in cands.items():
+        for score, comp in items:
+            total = score
+            for nb in (z - 1, z + 1):
+                total += max((s for s, c in cands.get(nb, []) if (c & comp).sum() >
+                              0.3 * min(c.sum(), comp.sum())), default=0.0)
+            if best is None or total > best[0]:
+                best = (total, z, comp)
+    if best is None or best[0] <= 0:
+        raise SegmentationError("no left ventricle found automatically (no round, walled "
+                                "bright blob in the mid slices); click it instead "
+                                "(--seed left_ventricle=x,y,z)")
+    _, z, comp = best
+    depth = ndi.distance_transform_edt(comp, sampling=sp2)
+    y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+    log.info("left ventricle found automatically in slice %d", z)
+    p = [int(y), int(x)]
+    p.insert(thick, int(z))
+    return (p[0], p[1], p[2])
+
+
+def _lv_score(comp: np.ndarray, bright: np.ndarray, band_in: np.ndarray, band_out: np.ndarray,
+              sp2: tuple[float, ...]) -> float:
+    """Round x convex x walled x central score of a 2D blob (0..1)."""
+    pts = np.argwhere(comp) * np.asarray(sp2)
+    if len(pts) < 5:
+        return 0.0
+    ev = np.linalg.eigvalsh(np.cov(pts.T))
+    roundness = float(np.sqrt(max(ev[0], 1e-9) / max(ev[1], 1e-9)))
+    solidity = comp.sum() / max(_convex_hull_2d(comp).sum(), 1)
+    band = ndi.binary_dilation(comp, band_out) & ~ndi.binary_dilation(comp, band_in)
+    walled = float((band & ~bright).sum()) / max(int(band.sum()), 1)
+    ny, nx = comp.shape
+    cy, cx = np.argwhere(comp).mean(0)
+    off = np.hypot((cy - ny / 2) / (ny / 2), (cx - nx / 2) / (nx / 2))
+    central = max(0.0, 1.0 - 0.5 * off)
+    return roundness * solidity * walled ** 2 * central

@@ -1,0 +1,172 @@
+"""The MR pipeline on real cine, LGE and congenital MR and on a synthetic stack.
+
+Floors are conservative (below the validation figures in docs/evaluation.md) so that a
+regression fails CI without making the suite flaky.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from cardioplan.errors import InputError, SegmentationError
+from cardioplan.labels import LABELS
+from cardioplan.seeds import Seed
+from segmentation.metrics import dice, evaluate_labels, structure_mask
+from segmentation.mr import segment_mr
+from segmentation.seeded import deepest_point, grow_from_seeds, seed_indices
+
+ACDC_MAP = {1: "right_ventricle", 2: "myocardium", 3: "left_ventricle"}
+
+
+def _clicks(ref: sitk.Image, ref_map: dict[int, str]) -> list[Seed]:
+    return [Seed(name, deepest_point(structure_mask(ref, name, ref_map)))
+            for name in dict.fromkeys(ref_map.values())
+            if np.any(sitk.GetArrayViewFromImage(structure_mask(ref, name, ref_map)))]
+
+
+def _synthetic_stack(scale: float = 1.0, offset: float = 0.0) -> tuple[sitk.Image, sitk.Image]:
+    """A short-axis-like stack: bright LV cylinder in a dark wall ring, bright RV beside it."""
+    rng = np.random.default_rng(0)
+    nz, ny, nx = 10, 96, 96
+    z, y, x = np.mgrid[:nz, :ny, :nx]
+    r_lv = np.hypot(y - 48, x - 44)
+    lv = (r_lv < 14 - 0.6 * z) & (z < 9)
+    wall = (r_lv < 21 - 0.6 * z) & ~lv & (z < 9)
+    rv = (np.hypot(y - 48, (x - 72) * 1.6) < 13) & ~wall & ~lv & (z < 7)
+    img = np.full((nz, ny, nx), 0.25)
+    img[wall] = 0.3
+    img[np.hypot(y - 48, x - 48) > 40] = 0.05          # lung-like dark
+    img[lv | rv] = 0.9
+    img += rng.normal(0, 0.04, img.shape)
+    image = sitk.GetImageFromArray((img * scale + offset).astype(np.float32))
+    image.SetSpacing((1.5, 1.5, 8.0))
+    ref = np.zeros(img.shape, np.uint8)
+    ref[lv], ref[rv], ref[wall] = 3, 1, 2
+    ref_img = sitk.GetImageFromArray(ref)
+    ref_img.CopyInformation(image)
+    return image, ref_img
+
+
+def test_synthetic_stack_is_segmented_in_any_intensity_scale():
+    image, ref = _synthetic_stack()
+    seeds = _clicks(ref, ACDC_MAP)
+    labels = segment_mr(image, seeds=seeds)
+    assert labels.GetPixelID() == sitk.sitkUInt8
+    assert labels.GetSize() == image.GetSize() and labels.GetSpacing() == image.GetSpacing()
+    res = evaluate_labels(labels, ref, ref_map=ACDC_MAP)
+    assert res["left_ventricle"]["dice"] > 0.9
+    assert res["right_ventricle"]["dice"] > 0.85
+    assert res["myocardium"]["dice"] > 0.7
+    # raw scanner units or z-scores: the same answer
+    scaled, _ = _synthetic_stack(scale=2500.0, offset=-700.0)
+    again = segment_mr(scaled, seeds=seeds)
+    assert dice(labels == 1, again == 1) > 0.99
+
+
+@pytest.fixture(scope="module")
+def acdc(shared_data):
+    folder = shared_data / "mri" / "acdc"
+    return {frame: (sitk.ReadImage(str(folder / f"patient001_{frame}.nii.gz")),
+                    sitk.ReadImage(str(folder / f"patient001_{frame}_gt.nii.gz")))
+            for frame in ("frame01", "frame02")}
+
+
+@pytest.mark.parametrize("frame, floors", [
+    ("frame01", {"left_ventricle": 0.85, "right_ventricle": 0.65, "myocardium": 0.7}),
+    ("frame02", {"left_ventricle": 0.8, "right_ventricle": 0.45, "myocardium": 0.55}),
+])
+def test_acdc_one_click_per_structure(acdc, frame, floors):
+    image, ref = acdc[frame]
+    labels = segment_mr(image, seeds=_clicks(ref, ACDC_MAP))
+    res = evaluate_labels(labels, ref, ref_map=ACDC_MAP)
+    for name, floor in floors.items():
+        assert res[name]["dice"] >= floor, (name, res[name])
+    present = set(np.unique(sitk.GetArrayViewFromImage(labels))) - {0}
+    assert present == {LABELS.value_of(n) for n in floors}
+
+
+def test_acdc_left_ventricle_found_without_a_click(acdc):
+    image, ref = acdc["frame01"]
+    labels = segment_mr(image, seeds=[])
+    res = evaluate_labels(labels, ref, ref_map=ACDC_MAP, structures=["left_ventricle"])
+    assert res["left_ventricle"]["dice"] >= 0.8
+
+
+def test_la2018_left_atrium_from_one_click(shared_data):
+    folder = shared_data / "mri" / "la2018"
+    image = sitk.ReadImage(str(folder / "V0MZOWJ6MU3RMRCV9EXR_image.nii.gz"))
+    ref = sitk.ReadImage(str(folder / "V0MZOWJ6MU3RMRCV9EXR_label.nii.gz"))
+    seeds = _clicks(ref, {1: "left_atrium"})
+    labels = segment_mr(image, seeds=seeds, structures=["left_atrium"])
+    res = evaluate_labels(labels, ref, ref_map={1: "left_atrium"})
+    assert res["left_atrium"]["dice"] >= 0.55
+
+
+def _validation_module():
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("validate_segmentation",
+                                                  REPO / "scripts" / "validate_segmentation.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("validate_segmentation", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_hvsmr_slice_with_six_structures(shared_data):
+    v = _validation_module()
+    folder = shared_data / "mri" / "hvsmr2_png"
+    image, ref = v.hvsmr_slice(folder / "images" / "10001_121.png",
+                               folder / "masks" / "10001_121.png")
+    assert image.GetSize() == (512, 512, 1)
+    seeds = v.simulated_clicks(ref, {lab.value: lab.name for lab in LABELS})
+    names = [s.structure for s in seeds]
+    assert {"right_atrium", "aorta", "pulmonary_artery"} <= set(names)
+    labels = segment_mr(image, seeds=seeds, structures=names)
+    res = evaluate_labels(labels, ref, structures=[n for n in names if n in v.HVSMR_SCORED])
+    assert np.mean([r["dice"] for r in res.values()]) >= 0.6
+    assert res["aorta"]["dice"] >= 0.8
+
+
+def test_bad_input_is_refused_with_a_message():
+    image, ref = _synthetic_stack()
+    lv = _clicks(ref, {3: "left_ventricle"})
+    with pytest.raises(InputError, match="3D image"):
+        segment_mr(sitk.Image([32, 32], sitk.sitkFloat32), seeds=[])
+    with pytest.raises(InputError, match="seed left_ventricle .* outside the image"):
+        segment_mr(image, seeds=[Seed("left_ventricle", (500.0, 0.0, 0.0))])
+    with pytest.raises(InputError, match="MR pipeline segments"):
+        segment_mr(image, seeds=[*lv, Seed("heart", lv[0].point)])
+    with pytest.raises(InputError, match="needs one seed each"):
+        segment_mr(image, seeds=lv, structures=["left_ventricle", "aorta"])
+    iso = sitk.Image([40, 40, 40], sitk.sitkFloat32)
+    iso[10:30, 10:30, 10:30] = 1.0
+    with pytest.raises(SegmentationError, match="click the left ventricle"):
+        segment_mr(iso, seeds=[])
+
+
+def test_seed_indices_convert_physical_points_once():
+    img = sitk.Image([10, 20, 30], sitk.sitkUInt8)
+    img.SetSpacing((2.0, 1.0, 0.5))
+    img.SetOrigin((-10.0, 5.0, 0.0))
+    (name, zyx), = seed_indices(img, [Seed("aorta", (-6.0, 8.0, 2.0))])
+    assert name == "aorta" and zyx == (4, 3, 2)
+
+
+def test_grow_from_seeds_splits_one_cavity_fairly_and_stops_at_edges():
+    feature = np.ones((1, 21, 41), np.float32)
+    feature[0, :, 30] = 50.0                          # a strong edge at x = 30
+    lab = grow_from_seeds(feature, {1: [(0, 10, 5)], 2: [(0, 10, 25)]}, spacing_zyx=(1, 1, 1))
+    # two clicks in one flat region split it half-way; the edge holds the second front
+    assert lab[0, 10, 14] == 1 and lab[0, 10, 16] == 2
+    assert (lab[0, :, 31:] == 2).all()          # behind the edge, still the nearest front
+    bg = np.zeros_like(feature, bool)
+    bg[0, :, 38:] = True
+    lab = grow_from_seeds(feature, {1: [(0, 10, 5)], 2: [(0, 10, 25)]}, spacing_zyx=(1, 1, 1),
+                          background=bg)
+    assert (lab[0, :, 32:] == 0).all()          # background wins beyond the edge

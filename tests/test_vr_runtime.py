@@ -87,9 +87,13 @@ def run_app(case, *, frames, on_frame=None, **opts):
 
 
 def project(capture, point_mm):
-    """Pixel (column, row from the top) where a patient-space point lands in a captured eye."""
+    """Pixel (column, row from the top) where a patient-space point lands in a captured eye,
+    computed here from the view the runtime located (eye pose and field of view)."""
+    eye = capture["eye"]
+    proj = xrmath.projection_from_fov(*capture["fov"], near=capture["near"], far=capture["far"])
+    view = xrmath.view_matrix(eye.position, eye.orientation)
     world = xrmath.transform_points(capture["model"], point_mm)
-    ndc, front = xrmath.project_points(capture["proj"], capture["view"], world)
+    ndc, front = xrmath.project_points(proj, view, world)
     assert front[0]
     h, w = capture["pixels"].shape[:2]
     col, row = xrmath.ndc_to_pixels(ndc, w, h)[0]
@@ -475,7 +479,9 @@ def test_phantom_heart_is_drawn_where_the_located_views_put_it(simulated, phanto
         img = cap["pixels"][..., :3].astype(float)
         h, w = img.shape[:2]
         world = xrmath.transform_points(cap["model"], pts)
-        ndc, _ = xrmath.project_points(cap["proj"], cap["view"], world)
+        proj = xrmath.projection_from_fov(*cap["fov"], near=cap["near"], far=cap["far"])
+        view = xrmath.view_matrix(cap["eye"].position, cap["eye"].orientation)
+        ndc, _ = xrmath.project_points(proj, view, world)
         cols, rows = xrmath.ndc_to_pixels(ndc, w, h).T
         rows = h - 1 - rows
         c0, c1 = int(cols.min()) - 2, int(cols.max()) + 3

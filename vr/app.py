@@ -318,7 +318,9 @@ class VrApp:
         self.on_frame = on_frame
         self.stats = VrStats()
         self.capture = False
-        """Set to True to read back both eyes of the next frame into :attr:`captured`."""
+        """Set to True to read back both eyes of the next frame into :attr:`captured`: per eye
+        the pixels (top row first), the model matrix, the located eye pose and field of view
+        (``XrView``), and the projection and view matrices drawn with."""
         self.captured: list[dict[str, Any]] = []
         self.interaction: Interaction | None = None
         self.last_input: FrameInput | None = None
@@ -580,9 +582,11 @@ class VrApp:
                 vm = xrmath.view_matrix(eye.position, eye.orientation)
                 self.renderer.draw(fbo, proj, vm, eye.position, scene)
                 if capture:
-                    self.captured.append({"pixels": self.renderer.read_pixels(fbo),
-                                          "proj": proj, "view": vm, "model": scene.model,
-                                          "eye": eye})
+                    self.captured.append({
+                        "pixels": self.renderer.read_pixels(fbo), "model": scene.model,
+                        "eye": eye, "proj": proj, "view": vm,
+                        "fov": (f.angle_left, f.angle_right, f.angle_up, f.angle_down),
+                        "near": xs.near, "far": xs.far})
                 if i == 0 and self.options.mirror:
                     self._mirror(fbo, (sc.width, sc.height))
                 r2 = time.perf_counter()

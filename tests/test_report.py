@@ -323,3 +323,13 @@ def test_3d_page_link_opens_a_view_and_a_cut(case: Case, tmp_path: Path) -> None
     # and the opened LV shows
     assert counts["flipped"] > 300 and counts["whole"] < 0.1 * counts["flipped"], counts
     assert counts["cut"] < 0.5 * counts["flipped"], counts
+
+
+def test_report_web_triangles_sets_the_3d_page_budget(case: Case, tmp_path: Path) -> None:
+    out = tmp_path / "small"
+    assert main(["report", str(case.path), "-o", str(out), "--views", "anterior", "--size",
+                 "160x120", "--slices", "1", "--web-triangles", "5000", "-q"]) == 0
+    model = (out / "model.html").read_text(encoding="utf-8")
+    triangles = int(re.search(r"([\d,]+) triangles\.", model).group(1).replace(",", ""))
+    assert triangles < 8000  # a floor of 400 per structure keeps small ones recognisable
+    assert main(["report", str(case.path), "-o", str(out), "--web-triangles", "10"]) == 1

@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     help="slices per montage (default 6)")
     sp.add_argument("--no-model", action="store_true",
                     help="do not write the interactive 3D page model.html")
+    sp.add_argument("--web-triangles", type=int, default=150_000, metavar="N",
+                    help="triangles of the 3D page's model in all (default 150000, about 4 MB; "
+                         "more detail, larger file)")
     add_force_flag(sp)
     add_json_flag(sp)
     return sp
@@ -63,13 +66,15 @@ def run(args: argparse.Namespace) -> int:
 
     if not 1 <= args.slices <= 24:
         raise InputError(f"--slices {args.slices}: choose 1..24 slices per montage")
+    if not 1_000 <= args.web_triangles <= 5_000_000:
+        raise InputError(f"--web-triangles {args.web_triangles}: choose 1000..5000000")
     case = Case.open(args.case)
     reference = _read_labels(args.reference, "reference") if args.reference else None
     index = build_report(case, args.output, reference=reference,
                          reference_name=args.reference.name if args.reference else "reference",
                          ref_map=args.ref_map, views=args.views or REPORT_VIEWS,
                          size=args.size, montage_slices=args.slices, model=not args.no_model,
-                         force=args.force)
+                         web_triangles=args.web_triangles, force=args.force)
     if args.json:
         print_json({"report": str(index),
                     "model": None if args.no_model else str(index.with_name("model.html"))})

@@ -10,7 +10,9 @@ modes:
   interior point (maximum of its distance transform, in millimetres): the standard
   simulated-click protocol of interactive segmentation.
 
-For every case and structure it reports Dice, HD95 and ASSD (mm) from
+Every case goes through :func:`segmentation.pipeline.segment` (as ``cardioplan segment`` does),
+except the 2D HVSMR slices, which go to the MR pipeline as one-slice volumes.  For every case
+and structure it reports Dice, HD95 and ASSD (mm) from
 :func:`segmentation.metrics.evaluate_labels`, then per dataset the mean and the worst case, and
 the seconds per case.  ``--json FILE`` saves every figure.
 
@@ -138,17 +140,18 @@ def load_chest_cta(root: Path) -> Iterator[Sample]:
 
 
 def load_phantom(root: Path) -> Iterator[Sample]:
+    """The bundled synthetic phantom (a DICOM CT series and its exact labels)."""
     folder = REPO / "sample_data" / "phantom"
-    image = next((p for p in sorted(folder.glob("image.*"))), None)
-    labels = next((p for p in sorted(folder.glob("labels.*"))), None)
-    if image is None or labels is None:
+    if not (folder / "dicom").is_dir() or not (folder / "labels.nii.gz").is_file():
         return
-    ref = sitk.ReadImage(str(labels))
+    from cardioplan.ingest import read_volume
+
+    image = read_volume(folder / "dicom").image
+    ref = sitk.ReadImage(str(folder / "labels.nii.gz"))
     present = [LABELS.by_value(v).name
                for v in np.unique(sitk.GetArrayViewFromImage(ref)) if v]
-    yield Sample("phantom", folder.name, sitk.ReadImage(str(image)), ref,
-                 {lab.value: lab.name for lab in LABELS}, tuple(present), modality="ct",
-                 auto=tuple(present))
+    yield Sample("phantom", folder.name, image, ref, {lab.value: lab.name for lab in LABELS},
+                 tuple(present), modality="ct", auto=tuple(present))
 
 
 DATASETS: dict[str, Callable[[Path], Iterator[Sample]]] = {
@@ -172,16 +175,19 @@ def simulated_clicks(ref: sitk.Image, ref_map: dict[int, str],
 
 
 def segment(sample: Sample, seeds: list[Seed], structures: tuple[str, ...]) -> sitk.Image:
-    """Run the pipeline the user would get for this modality."""
-    if sample.modality == "mr":
+    """Run what a user would run: the dispatcher (:func:`segmentation.pipeline.segment`) for
+    3D volumes; a single 2D slice goes to :func:`segmentation.mr.segment_mr` directly, as the
+    dispatcher (and the CLI) refuse 2D input."""
+    if min(sample.image.GetSize()) < 2:
         from segmentation.mr import segment_mr
 
         return segment_mr(sample.image, seeds=seeds, structures=list(structures))
     from cardioplan.volume import Volume
     from segmentation.pipeline import segment as dispatch
 
-    volume = Volume(image=sample.image, modality="CT")
-    result = dispatch(volume, modality="ct", structures=list(structures), seeds=seeds)
+    volume = Volume(image=sample.image, modality=sample.modality.upper())
+    result = dispatch(volume, modality=sample.modality, structures=list(structures),
+                      seeds=seeds)
     return result.labels
 
 

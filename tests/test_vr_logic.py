@@ -236,3 +236,16 @@ def test_cli_refuses_a_mirror_window_without_a_display_binding(tmp_path, capsys)
     with pytest.raises(SystemExit) as exc:
         main(["vr", str(tmp_path), "--frames", "0"])
     assert exc.value.code == 2
+
+
+def test_names_toggle_labels_every_visible_structure_at_its_point():
+    plan = Plan(display={"aorta": StructureDisplay(visible=False)})
+    it = make_interaction(plan)
+    it.label_points = {"left_ventricle": np.array([0.0, 0.0, 10.0]),
+                       "aorta": np.array([0.0, 0.0, 0.0])}
+    assert not [lab for lab in scene_frame(it, FrameInput(), colors={}).labels]
+    changes: list = []
+    it._menu_action("names", changes)
+    labels = scene_frame(it, FrameInput(), colors={}).labels
+    assert [lab.text for lab in labels] == ["Left ventricle"]  # the hidden aorta is not named
+    assert labels[0].position == pytest.approx((0, 1.51, -0.5))

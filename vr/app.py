@@ -189,6 +189,15 @@ def scene_frame(it: Interaction, frame: FrameInput, *, colors: dict[str, tuple[i
     out.points += [(p, 0.005, (1.0, 0.5, 0.1, 1.0)) for p in pending]
     for a, b in zip(pending[:-1], pending[1:], strict=True):
         out.lines.append((a, b, (1.0, 0.5, 0.1, 1.0)))
+    if it.state.show_names:
+        for name in it.structures:
+            point = it.label_points.get(name)
+            if point is not None and styles[name].visible:
+                label = LABELS[name].display_name if name in LABELS else name
+                rgb = styles[name].color
+                light = tuple(int(c + (255 - c) * 0.45) for c in rgb)
+                out.labels.append(Label(label, xrmath.transform_points(model, point), 0.014,
+                                        light))
     if it.state.selected and it.state.selected in it.structures:
         sel = it.state.selected
         name = LABELS[sel].display_name if sel in LABELS else sel
@@ -356,6 +365,13 @@ class VrApp:
         lo, hi = allp.min(axis=0), allp.max(axis=0)
         return (lo + hi) / 2, float(np.linalg.norm(hi - lo))
 
+    def _update_label_points(self) -> None:
+        """Name labels at each structure's bounding-box centre."""
+        assert self.interaction is not None
+        self.interaction.label_points = {
+            n: (v[:, :3].min(axis=0).astype(np.float64) + v[:, :3].max(axis=0)) / 2
+            for n, (v, _f) in self._mesh_data.items() if len(v)}
+
     def _build_picker(self) -> None:
         """Build the ray picker off the frame loop (~0.8 s for 1M triangles); until it is
         ready the previous one (or none) answers."""
@@ -397,6 +413,7 @@ class VrApp:
         self.interaction = it = Interaction(plan, structures=list(self._mesh_data),
                                             pivot_mm=pivot, extent_mm=extent)
         self._build_picker()
+        self._update_label_points()
         it.state.tool = opts.tool
         self._last_saved_pose = plan.model_pose
         writer = _PlanWriter(self.case)
@@ -625,6 +642,7 @@ class VrApp:
                 self._colors.setdefault(n, LABELS[n].color if n in LABELS else DEFAULT_COLOR)
             it.set_structures(list(self._mesh_data))
             self._build_picker()
+            self._update_label_points()
             watcher.set_known(list(self._mesh_data))
             self.stats.mesh_reloads += 1
             self.stats.triangles = self.renderer.n_triangles

@@ -303,7 +303,8 @@ def menu_layout(structures: Sequence[str], state: InteractionState, plan: Plan) 
     opacity = f" {plan.display_of(sel).opacity:.0%}" if sel else ""
     rows.append([("opacity:-", "Opacity -", False, None), ("noop", f"{sel_label}{opacity}",
                                                             False, None),
-                 ("opacity:+", "Opacity +", False, None), ("recentre", "Recentre", False, None)])
+                 ("opacity:+", "Opacity +", False, None), ("recentre", "Recentre", False, None),
+                 ("names", "Names", state.show_names, None)])
     n = len(plan.steps)
     step = f"Step {state.step + 1}/{n}" if n else "No steps"
     rows.append([("step:-1", "< Prev", False, None), ("noop", step, False, None),
@@ -403,6 +404,8 @@ class InteractionState:
     """One line for the user (selected structure, last measurement...)."""
     show_slice: bool = True
     """Show the scan on the cut plane (menu: CT slice)."""
+    show_names: bool = False
+    """Label every visible structure with its name (menu: Names)."""
 
 
 class _Edge:
@@ -447,6 +450,8 @@ class Interaction:
         self.pivot_mm = np.asarray(pivot_mm, dtype=np.float64)
         self.extent_mm = float(extent_mm)
         self.picker = picker
+        self.label_points: dict[str, NDArray[np.float64]] = {}
+        """Where each structure's name is shown (LPS mm), e.g. its bounding-box centre."""
         self.state = InteractionState()
         self._grab: _Grab | None = None
         self._edges = {(h, b): _Edge() for h in HANDS for b in ("grip", "trigger")}
@@ -816,5 +821,7 @@ class Interaction:
                 self.state.status = "Nothing to undo"
         elif kind == "slice":
             self.state.show_slice = not self.state.show_slice
+        elif kind == "names":
+            self.state.show_names = not self.state.show_names
         elif kind == "close":
             self.state.menu_open = False

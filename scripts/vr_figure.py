@@ -7,7 +7,7 @@ runtime, at a chosen resolution; the eye looks at the model from 45 cm.
 
 Usage::
 
-    .venv/bin/python scripts/vr_figure.py CASE out.png [--size 800 600] [--menu]
+    .venv/bin/python scripts/vr_figure.py CASE out.png [--size 800 600] [--menu] [--names]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("out")
     ap.add_argument("--size", type=int, nargs=2, default=(800, 600))
     ap.add_argument("--menu", action="store_true", help="show the menu panel on the left hand")
+    ap.add_argument("--names", action="store_true", help="label the structures with their names")
     args = ap.parse_args()
 
     import moderngl
@@ -62,6 +63,9 @@ def main() -> int:
                                  "right": HandInput(aim_pose=right, grip_pose=right)},
                           head=head)
     it.state.menu_open = args.menu
+    it.state.show_names = args.names
+    it.label_points = {n: (v[:, :3].min(0).astype(float) + v[:, :3].max(0)) / 2
+                       for n, (v, _f) in up.meshes.items()}
     it.update(frame_in)
     menu = None
     if args.menu:

@@ -64,7 +64,7 @@ def main() -> int:
                           head=head)
     it.state.menu_open = args.menu
     it.state.show_names = args.names
-    it.label_points = {n: (v[:, :3].min(0).astype(float) + v[:, :3].max(0)) / 2
+    it.label_points = {n: v[np.argmax(np.linalg.norm(v[:, :3] - pivot, axis=1)), :3]
                        for n, (v, _f) in up.meshes.items()}
     it.update(frame_in)
     menu = None

@@ -366,11 +366,16 @@ class VrApp:
         return (lo + hi) / 2, float(np.linalg.norm(hi - lo))
 
     def _update_label_points(self) -> None:
-        """Name labels at each structure's bounding-box centre."""
+        """Name labels at each structure's point farthest from the heart's centre, so the
+        names spread around the model instead of piling up in the middle."""
         assert self.interaction is not None
-        self.interaction.label_points = {
-            n: (v[:, :3].min(axis=0).astype(np.float64) + v[:, :3].max(axis=0)) / 2
-            for n, (v, _f) in self._mesh_data.items() if len(v)}
+        pivot = self.interaction.pivot_mm
+        points = {}
+        for n, (v, _f) in self._mesh_data.items():
+            if len(v):
+                pts = v[:, :3].astype(np.float64)
+                points[n] = pts[int(np.argmax(np.einsum("ij,ij->i", pts - pivot, pts - pivot)))]
+        self.interaction.label_points = points
 
     def _build_picker(self) -> None:
         """Build the ray picker off the frame loop (~0.8 s for 1M triangles); until it is

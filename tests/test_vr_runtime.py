@@ -575,3 +575,37 @@ def test_real_cta_slice_on_the_cut_plane_shows_the_scan(simulated, shared_data, 
         # contrast-filled lumen: bright and grey (the slice, at 85 % over the magenta aorta)
         assert np.median(values.mean(axis=1)) > 150
         assert np.median(values.max(axis=1) - values.min(axis=1)) < 70
+
+
+@needs_runtime
+def test_menu_opened_with_a_and_pressed_with_the_ray_hides_a_structure(remote, case):
+    from vr.interaction import MENU_SIZE_M, menu_pose
+    from vr.xrmath import Pose
+
+    left_pos, right_pos = np.array([-0.2, 1.3, -0.4]), np.array([0.2, 1.3, -0.1])
+    seen = {}
+
+    def aim_at_toggle(app):
+        seen["menu_open"] = app.interaction.state.menu_open
+        button = next(b for b in app.interaction.menu_buttons() if b.action == "toggle:aorta")
+        u, v = (button.rect[0] + button.rect[2]) / 2, (button.rect[1] + button.rect[3]) / 2
+        target = menu_pose(Pose(left_pos)).transform_point(
+            ((u - 0.5) * MENU_SIZE_M[0], (0.5 - v) * MENU_SIZE_M[1], 0.0))
+        q = xrmath.quat_from_two_vectors((0, 0, -1), target - right_pos)
+        remote.set(right={"position": tuple(right_pos), "orientation": tuple(q)})
+
+    on_frame, state = _script([
+        (3, lambda app: remote.set(left={"position": tuple(left_pos)},
+                                   right={"position": tuple(right_pos)})),
+        (2, lambda app: remote.set(left={"a": True})),   # A on the left hand: the menu opens
+        (2, lambda app: remote.set(left={"a": False})),
+        (2, aim_at_toggle),
+        (2, lambda app: seen.setdefault("hover", app.interaction.state.menu_hover)),
+        (1, lambda app: remote.set(right={"trigger": 1.0})),
+        (2, lambda app: remote.set(right={"trigger": 0.0})),
+        (4, lambda app: None),
+    ])
+    app, stats = run_app(case, frames=40, on_frame=on_frame)
+    assert state["i"] == 8
+    assert seen["menu_open"] and seen["hover"] == "toggle:aorta"
+    assert load_plan(case).display_of("aorta").visible is False

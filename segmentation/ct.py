@@ -55,6 +55,8 @@ MIN_HEART_RADIUS_MM = 5.0
 """A heart's largest blood-filled chamber holds at least a sphere of this radius (newborn)."""
 SADDLE_SIGMA_MM = 2.0
 """Gaussian sigma applied to the distance map before the marker watershed."""
+FAT_HU = -100.0
+"""Typical epicardial fat; the myocardium's outer border is half-way to the wall's own HU."""
 THIN_WALL_MM = 4.5
 """Largest wall grown around the right ventricle and the atria (their walls are 2-5 mm)."""
 LUNG_SEARCH_MM = 60.0
@@ -145,7 +147,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
-    _add_myocardium(labels_work, arr, threshold, work, wall_mm=wall_mm)
+    _add_myocardium(labels_work, arr, threshold, work, wall_mm=wall_mm, myo_hu=myo_hu)
     _fill_heart(labels_work, arr, work, blood_cut=0.5 * (myo_hu + threshold))
     found = [LABELS.by_value(int(v)).name for v in np.unique(labels_work) if v]
     expected = [n for n in (*CHAMBERS, "myocardium", "aorta", "pulmonary_artery")
@@ -785,10 +787,11 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
 
 
 def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work: sitk.Image,
-                    *, wall_mm: float) -> None:
+                    *, wall_mm: float, myo_hu: float) -> None:
     """Label soft tissue around the chambers as myocardium, in place.
 
-    Soft tissue (-30 HU to the blood threshold; fat stops it) connected to the chambers, within
+    Soft tissue (from half-way between the wall's HU ``myo_hu`` and fat, to the blood threshold)
+    connected to the chambers, within
     ``wall_mm`` of the left ventricle, or within :data:`THIN_WALL_MM` of the other chambers
     (right ventricle and atria have thin walls) and nearer them than any vessel.
     """
@@ -805,7 +808,8 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     # the LV wall wraps the aortic root's base; thin walls stop where a vessel is nearer
     near = np.where(d_lv <= d_other, d_lv <= wall_mm,
                     (d_other <= THIN_WALL_MM) & (d_other < to_vessel))
-    soft = (arr > -30.0) & (arr <= threshold) & (labels == 0) & near
+    # the epicardial border is half-way between the measured wall and fat
+    soft = (arr > 0.5 * (myo_hu + FAT_HU)) & (arr <= threshold) & (labels == 0) & near
     grown, _ = ndimage.label(soft | chambers)
     touching = np.unique(grown[chambers])
     myo = np.isin(grown, touching[touching > 0]) & soft

@@ -7,7 +7,8 @@ import json
 import sys
 from typing import Any
 
-__all__ = ["print_json", "add_json_flag", "add_force_flag", "examples_epilog", "subparser"]
+__all__ = ["print_json", "add_json_flag", "add_force_flag", "examples_epilog", "subparser",
+           "positive_int"]
 
 
 def print_json(data: Any) -> None:
@@ -37,3 +38,14 @@ def subparser(sub: Any, name: str, *, help: str, description: str,
     return sub.add_parser(name, help=help, description=description,
                           epilog=examples_epilog(*examples),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1; ``1_000_000`` and ``1,000,000`` are accepted."""
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from cardioplan.case import Case
-from cardioplan.cli._common import add_force_flag, add_json_flag, print_json, subparser
+from cardioplan.cli._common import (
+    add_force_flag,
+    add_json_flag,
+    positive_int,
+    print_json,
+    subparser,
+)
 from cardioplan.labels import LABELS
 
 __all__ = ["register", "run", "format_quality_table"]
@@ -40,7 +46,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
     sp.add_argument("--target", choices=list(_TARGETS), default="pcvr",
                     help="what the meshes are for, which sets the total triangle budget "
                          "(default: pcvr)")
-    sp.add_argument("--budget", type=_positive_int, metavar="N",
+    sp.add_argument("--budget", type=positive_int, metavar="N",
                     help="total triangle budget instead of the target's; too small a budget "
                          "is refused with the minimum that keeps every structure")
     sp.add_argument("--structures", nargs="+", metavar="NAME", choices=LABELS.names,
@@ -53,16 +59,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
     add_force_flag(sp)
     add_json_flag(sp)
     return sp
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("the budget must be a positive number of triangles")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:

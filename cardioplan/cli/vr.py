@@ -8,7 +8,7 @@ import os
 import textwrap
 from typing import Any
 
-from cardioplan.cli._common import add_json_flag, print_json, subparser
+from cardioplan.cli._common import add_json_flag, positive_int, print_json, subparser
 from cardioplan.errors import InputError
 
 __all__ = ["register", "run"]
@@ -41,7 +41,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     help="report the OpenXR runtime, headset, view sizes, supported extensions "
                          "and graphics bindings, or exactly what is missing; exit 1 when no "
                          "runtime or headset is usable")
-    sp.add_argument("--frames", type=_positive_int, metavar="N",
+    sp.add_argument("--frames", type=positive_int, metavar="N",
                     help="end after N frames (default: run until you quit in the headset or "
                          "the runtime ends the session)")
     sp.add_argument("--mirror", nargs="?", const="window", metavar="PNG",
@@ -68,16 +68,6 @@ def register(sub: Any) -> argparse.ArgumentParser:
                          "(default: 4 on a GPU, off with software GL)")
     add_json_flag(sp)
     return sp
-
-
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
 
 
 def run(args: argparse.Namespace) -> int:

@@ -251,6 +251,9 @@ def format_dataset(name: str, results: dict[str, list[dict[str, Any]]]) -> str:
             lines.append(f"   {struct:<20}{s['dice_mean']:>10.3f}{s['dice_worst']:>8.3f}"
                          f"{s['hd95_mean_mm']:>9.2f}{s['assd_mean_mm']:>9.2f}{s['n']:>4}  "
                          f"{worst['case']}")
+        if len(summary) > 1:
+            lines.append(f"   {'mean of structures':<20}"
+                         f"{np.mean([s['dice_mean'] for s in summary.values()]):>10.3f}")
         for r in errors:
             lines.append(f"   FAILED {r['case']}: {r['error']}")
     return "\n".join(lines)

@@ -130,7 +130,8 @@ def _paint(markers: np.ndarray, centre: tuple[int, int, int], offsets: np.ndarra
 def grow_from_seeds(feature: np.ndarray, seeds: Mapping[int, Sequence[tuple[int, int, int]]],
                     *, spacing_zyx: Sequence[float], background: np.ndarray | None = None,
                     allowed: np.ndarray | None = None, seed_radius_mm: float = 2.0,
-                    cores: Mapping[int, np.ndarray] | None = None) -> np.ndarray:
+                    cores: Mapping[int, np.ndarray] | None = None, away: float = 1.0
+                    ) -> np.ndarray:
     """Competing seeded watershed: one label per voxel reached from its own seeds.
 
     Parameters
@@ -145,6 +146,9 @@ def grow_from_seeds(feature: np.ndarray, seeds: Mapping[int, Sequence[tuple[int,
         Voxels known to belong to no seed (label 0 is returned there and floods from there).
     allowed : ndarray of bool, optional
         Seed balls are clipped to these voxels (e.g. the blood mask), the clicks themselves kept.
+    away : float
+        With ``allowed``: speed factor (<= 1) of the seeds' fronts outside ``allowed`` and of the
+        background's front inside it; 1 makes ``allowed`` matter for the seed balls only.
     seed_radius_mm : float
         Radius of the ball painted around each click.
     cores : mapping label -> ndarray of bool, optional
@@ -180,24 +184,30 @@ def grow_from_seeds(feature: np.ndarray, seeds: Mapping[int, Sequence[tuple[int,
     for value, points in seeds.items():
         for p in points:
             _paint(markers, p, offsets, value, allowed)
-    out = geodesic_competition(feature, markers, spacing_zyx=spacing_zyx)
+    territory = None
+    if allowed is not None and away < 1.0:
+        territory = {v: allowed for v in range(1, bg_value)} | {bg_value: ~allowed}
+    out = geodesic_competition(feature, markers, spacing_zyx=spacing_zyx, territory=territory,
+                               away=away)
     out[out == bg_value] = 0
     return out
 
 
 def geodesic_competition(feature: np.ndarray, markers: np.ndarray, *,
-                         spacing_zyx: Sequence[float]) -> np.ndarray:
+                         spacing_zyx: Sequence[float],
+                         territory: Mapping[int, np.ndarray] | None = None,
+                         away: float = 1.0) -> np.ndarray:
     """Give every voxel the label of the marker with the shortest geodesic path to it.
 
     The path cost per millimetre is ``1 + (feature / beta)**2`` (``beta``: the median feature
     value), so fronts cross flat regions at the same pace (a fair split between two clicks in
     one cavity) and are held up by edges.  Arrival times come from SimpleITK's fast marching,
-    one front per label.
+    one front per label.  ``territory`` (label -> mask) multiplies a front's speed by ``away``
+    outside its own territory, e.g. the background inside the blood and cavities outside it.
     """
     beta = float(np.median(feature)) or 1.0
     speed = (1.0 / (1.0 + (feature / beta) ** 2)).astype(np.float32)
-    speed_img = sitk.GetImageFromArray(speed)
-    speed_img.SetSpacing([float(s) for s in reversed(spacing_zyx)])
+    sp_xyz = [float(s) for s in reversed(spacing_zyx)]
     best = np.full(feature.shape, np.inf, np.float32)
     out = np.zeros(feature.shape, np.uint8)
     for value in np.unique(markers):
@@ -209,6 +219,11 @@ def geodesic_competition(feature: np.ndarray, markers: np.ndarray, *,
         pts = np.argwhere(edge)
         if len(pts) == 0:
             continue
+        own = speed
+        if territory is not None and value in territory:
+            own = np.where(territory[value], speed, speed * away).astype(np.float32)
+        speed_img = sitk.GetImageFromArray(own)
+        speed_img.SetSpacing(sp_xyz)
         fm = sitk.FastMarchingImageFilter()
         fm.SetTrialPoints(pts[:, ::-1].tolist())
         fm.SetStoppingValue(1e30)

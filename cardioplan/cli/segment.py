@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cardioplan.cli._common import add_force_flag, add_json_flag, print_json, subparser
-from cardioplan.errors import CardioPlanError, InputError
+from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
 
 __all__ = ["register", "run"]
-
-log = logging.getLogger(__name__)
 
 _STEPS = ("read", "segment", "write", "mesh")
 
@@ -110,16 +107,18 @@ def run(args: argparse.Namespace) -> int:
         case.check_writable(case.labels_path, force=args.force)
         case.check_writable(case.slicer_labels_path, force=args.force)
 
+    from cardioplan.workflow import mesh_after_segmentation, segment_volume
+
     next(ticks, None)
     volume = _read(src, args)
     next(ticks, None)
-    from segmentation.pipeline import segment
-
-    result = segment(volume, modality=args.modality, structures=args.structures, seeds=seeds)
+    result = segment_volume(volume, modality=args.modality, structures=args.structures,
+                            seeds=seeds)
     next(ticks, None)
     case = _write(case, src, volume, result, args)
     next(ticks, None)
-    meshes = None if args.no_mesh else _mesh(case, result, force=args.force)
+    meshes = None if args.no_mesh else mesh_after_segmentation(
+        case, warnings=result.warnings, force=args.force)
     next(ticks, None)
     summary = _summary(case, result, meshes, seconds=time.perf_counter() - started)
     if args.json:
@@ -138,62 +137,18 @@ def _read(src: Path, args: argparse.Namespace) -> Any:
 def _write(case: Any, src: Path, volume: Any, result: Any, args: argparse.Namespace) -> Any:
     """Write labels, the Slicer file and case.json; a new case is committed only when complete."""
     from cardioplan.case import Case
-    from cardioplan.export.seg_nrrd import write_seg_nrrd
     from cardioplan.ingest import input_record
+    from cardioplan.workflow import write_segmentation
 
-    section = {"modality": result.modality, "warnings": list(result.warnings),
-               **result.method}
     if case is None:
         with Case.create(args.output, force=args.force) as new:
             new.write_image(volume.image, produced_by="cardioplan segment",
                             modality=volume.modality, phase=volume.phase)
             new.add_input(input_record(volume, src.absolute()))
-            _write_results(new, result, section, write_seg_nrrd, force=True)
+            write_segmentation(new, result, force=True)
         return Case.open(new.path)
-    _write_results(case, result, section, write_seg_nrrd, force=args.force)
+    write_segmentation(case, result, force=args.force)
     return case
-
-
-def _write_results(case: Any, result: Any, section: dict[str, Any], write_seg_nrrd: Any, *,
-                   force: bool) -> None:
-    case.write_labels(result.labels, produced_by="cardioplan segment", force=force)
-    write_seg_nrrd(_crop_to_labels(result.labels), case.slicer_labels_path)
-    case.record_file("labels_seg_nrrd", case.slicer_labels_path, produced_by="cardioplan segment")
-    case.set_structures(result.structures, merge=False)
-    case.set_section("segmentation", section)
-
-
-def _crop_to_labels(labels: Any) -> Any:
-    """The label map cut to its labelled box plus one voxel, in the same physical space.
-
-    3D Slicer places a ``.seg.nrrd`` by its own geometry, so the Slicer file need not carry the
-    empty rest of a 512 x 512 x 320 grid (a tenth of the voxels to write for a typical chest).
-    """
-    import numpy as np
-    import SimpleITK as sitk
-    from scipy import ndimage
-
-    arr = sitk.GetArrayViewFromImage(labels)
-    box = ndimage.find_objects((arr > 0).astype(np.uint8))
-    if not box or box[0] is None:
-        return labels
-    lo = [max(s.start - 1, 0) for s in box[0]][::-1]  # x, y, z
-    hi = [min(s.stop + 1, n) for s, n in zip(box[0], arr.shape, strict=True)][::-1]
-    return labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-
-
-def _mesh(case: Any, result: Any, *, force: bool) -> dict[str, Any] | None:
-    """Build the meshes with the default target; a failure leaves the segmentation in place."""
-    try:
-        from cardioplan.mesh import mesh_case
-
-        summary = mesh_case(case, force=force)
-    except CardioPlanError as exc:
-        msg = f"meshes were not built ({exc}); run `cardioplan mesh {case.path}` to retry"
-        log.warning("%s", msg)
-        result.warnings.append(msg)
-        return None
-    return summary
 
 
 def _summary(case: Any, result: Any, meshes: dict[str, Any] | None, *,

@@ -1,29 +1,27 @@
 """Contrast CT / CTA heart segmentation with SimpleITK (no learned weights).
 
-The pipeline works at the resolution each step needs:
+Each step runs at the resolution it needs (details and measured figures: docs/segmentation.md):
 
-1. **Working grid** -- the scan is block-averaged (``BinShrink``) to about
-   :data:`WORK_SPACING_MM` and lightly smoothed; everything up to the labels runs there.
-2. **Contrast level** -- the blood-pool intensity ``B`` is the mode of the bright part of the
-   histogram; blood is ``HU > T`` with ``T`` half-way between soft tissue and ``B``, so early,
-   late, dense and weak boluses are all handled.  Cortical bone (``HU > B + margin``) and the
-   cancellous bone it encloses (slice-wise hole filling) are removed.
-3. **Heart localisation** -- connected components of the blood mask; the heart is the component
-   with the largest inscribed sphere (``max`` of the distance transform), which must be at least
-   as large as a small child's ventricle, otherwise ``SegmentationError("no heart found")``.
-   Nearby large blood components (the other side of the heart) join it.
-4. **Parts** -- a watershed of the inverted distance transform, from its h-maxima, cuts the blood
-   pool into convex parts; neighbouring parts are merged unless the neck between them is
-   clearly narrower than both (valves, vessel origins, septal defects are such necks).
-5. **Chambers** -- from seeds (one per chamber) when given; otherwise the thick, compact parts
-   are assigned to LV/RV/LA/RA by their position around the heart (situs solitus).
-6. **Great vessels** -- the tubes leaving the chambers: aorta from the LV, pulmonary artery
-   from the RV, SVC (upwards) and IVC (downwards) from the RA, followed while they stay as thick
-   as their origin (so arch branches and lung vessels are not included).
-7. **Myocardium** -- soft tissue (between fat and blood) connected to the chambers within a wall
-   thickness that scales with the LV radius; ``heart`` is chambers + myocardium.
-8. **Post-processing and output** -- :mod:`segmentation.postprocess`, then nearest-neighbour
-   (or label-Gaussian) upsampling onto the scan's grid.
+1. **Working grid** -- ``BinShrink`` to about :data:`WORK_SPACING_MM` (thick slices: resampled
+   to isotropic voxels), lightly smoothed.
+2. **Contrast level and heart localisation** -- a first pass at 200 HU finds the region holding
+   the largest inscribed sphere; its deep interior gives the blood HU ``B`` and the threshold
+   (40 % from soft tissue to ``B``).  No sphere of :data:`MIN_HEART_RADIUS_MM`, or no lung
+   around it -> ``SegmentationError("no heart found")``.  Work continues in that region's box.
+3. **Bone** -- thin cortical bone of large structures and what it encloses is removed.
+4. **Blood pool** -- threshold minus bone, opened; the component with the largest sphere.
+5. **Chambers** -- from seeds, or distance-map peaks merged across wide necks, tubes rejected,
+   assigned to LV/RV/LA/RA by position (situs solitus).
+6. **Vessels** -- the descending aorta tracked from below beside the spine; vessel ends (far
+   from the chambers along the blood pool) as markers.
+7. **Marker watershed** on the smoothed, inverted distance map: borders on the narrowest
+   sections (valves, septal defects, vessel origins); vessel ends named by the chamber they
+   leave.  Veins that flare into the atrium are handed back by local thickness.
+8. **Boundaries** -- each structure's border at the midpoint of its own blood HU and the wall's.
+9. **Myocardium** -- soft tissue from half-way to fat up to the threshold, within a thick LV wall
+   or thin RV/atrial walls; enclosed gaps closed.
+10. **Post-processing** (:mod:`segmentation.postprocess`) and exact block upsampling to the
+    scan's grid.
 """
 
 from __future__ import annotations
@@ -63,6 +61,7 @@ LUNG_SEARCH_MM = 60.0
 MIN_LUNG_FRACTION = 0.04
 """The heart lies between the lungs: at least this fraction of air within the search radius."""
 MIN_HEART_ML = 5.0
+"""Smallest blood volume (mL) of the heart's connected blood pool."""
 
 _JUNCTIONS = (("right_atrium", "superior_vena_cava", 1.2),
               ("right_atrium", "inferior_vena_cava", 1.2),
@@ -178,6 +177,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "chambers": sorted(chambers),
         "found": found,
     }
+    log.info("CT: blood %.0f HU, threshold %.0f HU, wall %.0f HU, chambers %s (%s)",
+             blood_hu, threshold, myo_hu, ", ".join(sorted(chambers)) or "none", source)
     return CTResult(labels=out, warnings=warnings, method=method)
 
 

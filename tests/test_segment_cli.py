@@ -191,3 +191,17 @@ def test_mr_with_a_seed_and_ct_forced_on_mr(shared_data, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "do not look like Hounsfield units" in err and "no heart found" in err
     assert not out_ct.exists()
+
+
+def test_output_checks_protect_other_folders(phantom_nifti, tmp_path, capsys):
+    """--force replaces only a case; nothing is written inside the input folder."""
+    precious = tmp_path / "documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("keep me")
+    assert main(["segment", str(phantom_nifti), "-o", str(precious), "--force", "-q"]) == 1
+    assert "not a CardioPlan case" in capsys.readouterr().err
+    assert (precious / "thesis.txt").read_text() == "keep me"
+    scan_dir = phantom_nifti.parent
+    assert main(["segment", str(scan_dir), "-o", str(scan_dir / "case"), "-q"]) == 1
+    assert "inside the input" in capsys.readouterr().err
+    assert not (scan_dir / "case").exists()

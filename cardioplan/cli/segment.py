@@ -106,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
     if case is not None:
         case.check_writable(case.labels_path, force=args.force)
         case.check_writable(case.slicer_labels_path, force=args.force)
+    else:
+        # the checks of `cardioplan import`, before the slow read: never write into the input,
+        # --force replaces only a case, the parent folder must be writable
+        from cardioplan.ingest import _check_output
+
+        _check_output(src.absolute(), Path(args.output).absolute(), force=args.force)
 
     from cardioplan.workflow import mesh_after_segmentation, segment_volume
 

@@ -4,24 +4,26 @@ Input is a scalar 3D image in any intensity scale (raw, min-max or z-scored) and
 anisotropic short-axis stacks (5-10 mm slices) and isotropic 3D volumes.  Output is a uint8
 label map with the project's label values, on the image grid.
 
-Pipeline
+Pipeline (details and measurements in ``docs/evaluation.md``)
 --------
-1. Robust intensity normalisation (1st/99th percentiles -> 0/1), optional N4 bias-field
-   correction on a shrunk copy (``bias_correction``).
-2. Crop to the seeds' region, edge-preserving smoothing in-plane (never across thick slices).
-3. Blood/tissue threshold from the histogram of that region (Otsu), checked against the seeds'
-   own intensities; the clearly-dark voxels and the bright regions holding no seed become one
-   background marker.
-4. The blood structures grow together from their clicks (:func:`segmentation.seeded.
-   grow_from_seeds`: competing watershed on the gradient magnitude).
-5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks, where
-   papillary muscles count as cavity as in the usual references); the left ventricle of a
-   short-axis stack is closed to its per-slice convex hull.
-6. ``myocardium``: the dark wall around the left-ventricular cavity, out to the first edge (lung,
-   fat or another cavity), within a plausible thickness learned from the myocardium click or
-   from the cavity.
+1. Robust intensity normalisation (1st/99th percentiles -> 0/1); optional N4 bias-field
+   correction fitted on a ~4 mm copy (``bias_correction``; off by default, measured no gain).
+2. Crop to the clicks +- 60 mm; Gaussian smoothing in-plane only for stacks; sub-millimetre 3D
+   volumes are segmented on a ~1.2 mm grid and interpolated back.
+3. Blood threshold half-way between the dark tissue and the dimmest clicked cavity; clicks on
+   papillary muscles move to the nearest deep blood.  Clearly dark voxels and blood regions
+   holding no click are the background marker.
+4. The clicked structures grow together (:func:`segmentation.seeded.grow_from_seeds`: geodesic
+   competition on the gradient magnitude), slice by slice in thick-slice stacks.
+5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
+   left ventricle of a short-axis stack is its per-slice convex hull plus one voxel (papillary
+   muscles and trabeculae count as cavity).  Then the shared post-processing
+   (:func:`segmentation.postprocess.clean_labels`: islands, holes, label-aware smoothing,
+   minimum size, a warning for every requested structure that came out empty).
+6. ``myocardium``: the band of myocardial intensity around the left-ventricular cavity, within a
+   thickness learned from the myocardium click (twice its depth) or 10 mm.
 7. Without a ``left_ventricle`` seed in a short-axis stack, the LV is found automatically: the
-   most circular bright blob near the stack's centre, consistent through the mid slices.
+   roundest, most convex, best-walled bright blob of the mid slices, consistent between slices.
 
 Examples
 --------
@@ -41,6 +43,7 @@ from scipy import ndimage as ndi
 from cardioplan.errors import InputError, SegmentationError
 from cardioplan.labels import LABELS
 from cardioplan.seeds import Seed
+from segmentation.postprocess import clean_labels
 from segmentation.seeded import component_at, grow_from_seeds, seed_indices, to_image
 
 __all__ = ["segment_mr", "MR_STRUCTURES", "BLOOD_STRUCTURES"]
@@ -240,9 +243,10 @@ def segment_mr(image: sitk.Image, *, seeds: Sequence[Seed],
     labels_roi = _segment_coarse(arr[roi], local, spacing, thick, wanted)
     out = np.zeros(arr.shape, np.uint8)
     out[roi] = labels_roi
-    for name in wanted:
-        if not np.any(labels_roi == LABELS.value_of(name)):
-            log.warning("%s: nothing segmented; check its seed", name)
+    warnings: list[str] = []
+    out = clean_labels(out, spacing=spacing, warnings=warnings, expected=wanted)
+    for w in warnings:
+        log.warning("%s", w)
     return to_image(out, image)
 
 

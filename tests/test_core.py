@@ -82,3 +82,13 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path: Path) -> None:
         os.umask(old)
     assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o644, \
         "outputs are readable by others, like any file the user writes"
+
+
+def test_main_restores_the_logging_configuration(capsys) -> None:
+    import logging
+
+    logger = logging.getLogger("cardioplan")
+    before = (logger.level, list(logger.handlers))
+    assert main(["info", "/nonexistent/scan", "-q"]) == 1
+    assert "not" in capsys.readouterr().err.lower(), "the error is printed even with -q"
+    assert (logger.level, list(logger.handlers)) == before, "library users keep their logging"

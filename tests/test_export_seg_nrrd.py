@@ -26,6 +26,18 @@ def _label_map() -> sitk.Image:
     return img
 
 
+def test_cropped_seg_nrrd_holds_the_same_labels_in_physical_space(tmp_path):
+    labels = _label_map()
+    path = write_seg_nrrd(labels, tmp_path / "labels.seg.nrrd", crop=True)
+    data, header = nrrd.read(str(path))
+    assert data.shape == (47, 38, 29), "only the labelled box plus one voxel is written"
+    # the box starts at index (x, y, z) = (2, 1, 0): its origin is that voxel's position
+    np.testing.assert_allclose(header["space origin"],
+                               labels.TransformIndexToPhysicalPoint((2, 1, 0)))
+    back = read_seg_nrrd(path, reference=labels)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(labels))
+
+
 def test_seg_nrrd_round_trip_keeps_voxels_geometry_names_colours(tmp_path):
     labels = _label_map()
     path = write_seg_nrrd(labels, tmp_path / "labels.seg.nrrd")

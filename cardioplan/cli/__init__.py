@@ -12,10 +12,11 @@ with a message that names the problem and the fix), 2 usage error (argparse).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from cardioplan import __version__, progress
 from cardioplan.errors import CardioPlanError
@@ -55,38 +56,53 @@ def _add_common(sp: argparse.ArgumentParser) -> None:
                        help="only errors; no progress bars")
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
+_LOGGERS = ("cardioplan", "segmentation", "vr")
+
+
+@contextlib.contextmanager
+def _cli_logging(verbose: int, quiet: bool) -> Iterator[None]:
+    """Log the packages' messages to stderr at the level the flags ask for, then restore.
+
+    Restoring matters because :func:`main` is also called from Python (tests, notebooks).
+    """
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
                                          logging.INFO if verbose == 1 else logging.WARNING)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger("cardioplan")
-    for h in list(root.handlers):
-        if not isinstance(h, logging.NullHandler):
-            root.removeHandler(h)
-    root.addHandler(handler)
-    root.setLevel(level)
-    for name in ("segmentation", "vr"):
-        other = logging.getLogger(name)
-        other.handlers = [h for h in other.handlers if isinstance(h, logging.NullHandler)]
-        other.addHandler(handler)
-        other.setLevel(level)
+    saved = {}
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (logger.level, list(logger.handlers))
+        logger.handlers = [h for h in logger.handlers if isinstance(h, logging.NullHandler)]
+        logger.addHandler(handler)
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for name, (old_level, old_handlers) in saved.items():
+            logger = logging.getLogger(name)
+            logger.setLevel(old_level)
+            logger.handlers = old_handlers
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (so tests can call it directly)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose, args.quiet)
+    was_enabled = progress.is_enabled()
     progress.enable(not args.quiet and sys.stderr.isatty())
-    try:
-        return int(args._run(args) or 0)
-    except CardioPlanError as exc:
-        log.error("%s", exc)
-        return 1
-    except KeyboardInterrupt:
-        log.error("interrupted; outputs are written atomically, so nothing half-written was left")
-        return 130
+    with _cli_logging(args.verbose, args.quiet):
+        try:
+            return int(args._run(args) or 0)
+        except CardioPlanError as exc:
+            log.error("%s", exc)
+            return 1
+        except KeyboardInterrupt:
+            log.error("interrupted; outputs are written atomically, so nothing half-written "
+                      "was left")
+            return 130
+        finally:
+            progress.enable(was_enabled)
 
 
 if __name__ == "__main__":  # pragma: no cover

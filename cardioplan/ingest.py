@@ -20,7 +20,8 @@ from cardioplan.case import Case, utc_now
 from cardioplan.errors import CaseExistsError, DicomError, InputError, OutputError
 from cardioplan.volume import Volume
 
-__all__ = ["read_volume", "import_case", "input_record", "smallest_safe_type", "IMAGE_SUFFIXES"]
+__all__ = ["read_volume", "import_case", "input_record", "check_output", "smallest_safe_type",
+           "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def import_case(path: str | os.PathLike[str], output: str | os.PathLike[str], *,
     [512, 512, 320]
     """
     src, out = Path(path).absolute(), Path(output).absolute()
-    _check_output(src, out, force=force)
+    check_output(src, out, force=force)
     vol = read_volume(src, series=series, phase=phase, allow_gaps=allow_gaps)
     record = input_record(vol, src)
     with Case.create(out, force=force) as case:
@@ -278,7 +279,17 @@ def _relative(f: str, root: Path) -> str:
         return f
 
 
-def _check_output(src: Path, out: Path, *, force: bool) -> None:
+def check_output(src: Path, out: Path, *, force: bool) -> None:
+    """Refuse an output case folder that cannot or must not be written, before any work.
+
+    The output must not lie inside the input; an existing output is replaced only with
+    ``force`` and only when it is a case (or an empty folder); its parent must be writable.
+
+    Raises
+    ------
+    InputError, CaseExistsError, OutputError
+        With a message naming the problem and the fix.
+    """
     if out == src or src in out.parents and not src.is_file():
         raise InputError(f"the output {out} is inside the input {src}; CardioPlan never writes "
                          "into its input: choose an output folder elsewhere")

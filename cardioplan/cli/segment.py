@@ -109,9 +109,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         # the checks of `cardioplan import`, before the slow read: never write into the input,
         # --force replaces only a case, the parent folder must be writable
-        from cardioplan.ingest import _check_output
+        from cardioplan.ingest import check_output
 
-        _check_output(src.absolute(), Path(args.output).absolute(), force=args.force)
+        check_output(src.absolute(), Path(args.output).absolute(), force=args.force)
 
     from cardioplan.workflow import mesh_after_segmentation, segment_volume
 

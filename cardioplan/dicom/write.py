@@ -301,7 +301,7 @@ def _save(ds: Dataset, path: Path, syntax: UID, lossy_ratio: float) -> None:
             kwargs["j2k_cr"] = [lossy_ratio]
         elif syntax == JPEGLSNearLossless:
             kwargs["jls_error"] = 2
-        ds.compress(syntax, **kwargs)
+        ds.compress(syntax, generate_instance_uid=False, **kwargs)  # keep our (seeded) UIDs
     elif syntax == ExplicitVRBigEndian:
         ds.PixelData = np.frombuffer(ds.PixelData, dtype=np.uint16).byteswap().tobytes()
         meta.TransferSyntaxUID = syntax

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 __all__ = ["print_json", "add_json_flag", "add_force_flag", "examples_epilog", "subparser",
-           "positive_int"]
+           "positive_int", "add_scan_options"]
 
 
 def print_json(data: Any) -> None:
@@ -49,3 +49,20 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def add_scan_options(sp: argparse.ArgumentParser) -> None:
+    """``--series``, ``--phase`` and ``--allow-gaps``: which volume to read from a scan."""
+    sp.add_argument("--series", metavar="S",
+                    help="which DICOM series: the index shown by `cardioplan info` (e.g. 2 or "
+                         "#2), a SeriesNumber (e.g. 301), a SeriesInstanceUID, or words from "
+                         "the series description (e.g. 'best diast'); default the largest 3D "
+                         "series, CT preferred")
+    sp.add_argument("--phase", metavar="P",
+                    help="which cardiac phase of a 4D series: a 1-based index (e.g. 3) or a "
+                         "percentage of the R-R interval (e.g. 75%%); default mid-diastole "
+                         "(closest to 75%%) when known, else the first")
+    sp.add_argument("--allow-gaps", action="store_true",
+                    help="load a series with missing slices or irregular spacing by linear "
+                         "interpolation onto a regular grid at the typical spacing, instead of "
+                         "refusing")

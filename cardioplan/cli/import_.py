@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cardioplan.cli._common import add_json_flag, print_json, subparser
+from cardioplan.cli._common import add_json_flag, add_scan_options, print_json, subparser
 
 __all__ = ["register", "run"]
 
@@ -31,18 +31,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     help="DICOM folder/file/DICOMDIR, NIfTI/NRRD/MetaImage file, or case folder")
     sp.add_argument("-o", "--output", metavar="CASE", required=True,
                     help="the case folder to create (must not exist unless --force)")
-    sp.add_argument("--series", metavar="S",
-                    help="which DICOM series: the index shown by `cardioplan info` (e.g. 2 or "
-                         "#2), a SeriesNumber (e.g. 301), a SeriesInstanceUID, or words from "
-                         "the series description (e.g. 'best diast')")
-    sp.add_argument("--phase", metavar="P",
-                    help="which cardiac phase of a 4D series: a 1-based index (e.g. 3) or a "
-                         "percentage of the R-R interval (e.g. 75%%); default mid-diastole "
-                         "(closest to 75%%) when known, else the first")
-    sp.add_argument("--allow-gaps", action="store_true",
-                    help="load a series with missing slices or irregular spacing by linear "
-                         "interpolation onto a regular grid at the typical spacing, instead of "
-                         "refusing")
+    add_scan_options(sp)
     sp.add_argument("--force", action="store_true",
                     help="replace CASE if it is an existing case folder (a folder that is not a "
                          "case is never replaced)")

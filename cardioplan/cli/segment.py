@@ -8,7 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cardioplan.cli._common import add_force_flag, add_json_flag, print_json, subparser
+from cardioplan.cli._common import (
+    add_force_flag,
+    add_json_flag,
+    add_scan_options,
+    print_json,
+    subparser,
+)
 from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
 
@@ -60,15 +66,7 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     type=_seed_arg,
                     help="one seed in LPS millimetres, e.g. --seed left_ventricle=12.5,-40,88; "
                          "repeat for more; added to --seeds")
-    sp.add_argument("--series", metavar="S",
-                    help="which DICOM series: index from `cardioplan info`, SeriesNumber or "
-                         "SeriesInstanceUID (default: the largest 3D series, CT preferred)")
-    sp.add_argument("--phase", metavar="P",
-                    help="which cardiac phase of a 4D series: 1-based index (e.g. 3) or "
-                         "percentage of the R-R interval (e.g. 75%%); default mid-diastole")
-    sp.add_argument("--allow-gaps", action="store_true",
-                    help="load a DICOM series with missing slices by interpolation instead of "
-                         "refusing")
+    add_scan_options(sp)
     sp.add_argument("--no-mesh", action="store_true",
                     help="do not build meshes afterwards (run `cardioplan mesh CASE` later)")
     add_force_flag(sp)

@@ -208,8 +208,9 @@ def segment_mr(image: sitk.Image, *, seeds: Sequence[Seed],
         Clicks (LPS mm) inside structures; several per structure allowed.  Seeds for
         structures the MR pipeline cannot make are refused.
     structures : sequence of str, optional
-        Structures to output.  Default: every seeded structure (and ``left_ventricle``, found
-        automatically in short-axis stacks when it has no seed).
+        Structures to output.  Default: every seeded structure, and ``left_ventricle``
+        (found automatically in short-axis stacks when it has no seed).  In a 3D volume
+        without seeds this raises :class:`SegmentationError` asking for a click.
     bias_correction : bool
         Run N4 bias-field correction (on a 4 mm copy) first; useful for surface-coil images
         with strong shading.
@@ -227,10 +228,10 @@ def segment_mr(image: sitk.Image, *, seeds: Sequence[Seed],
         Nothing found (e.g. automatic LV detection failed): click the structure instead.
     """
     _check_image(image)
-    wanted = _wanted(seeds, structures)
     spacing = tuple(float(s) for s in reversed(image.GetSpacing()))
     arr = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)
     thick = _thick_axis(spacing, arr.shape)
+    wanted = _wanted(seeds, structures, auto_lv=thick is not None and min(arr.shape) > 1)
     if bias_correction:
         arr = _n4(image)
     arr = _normalise(arr)
@@ -250,13 +251,16 @@ def segment_mr(image: sitk.Image, *, seeds: Sequence[Seed],
     return to_image(out, image)
 
 
-def _wanted(seeds: Sequence[Seed], structures: Sequence[str] | None) -> list[str]:
+def _wanted(seeds: Sequence[Seed], structures: Sequence[str] | None, *,
+            auto_lv: bool) -> list[str]:
     for s in seeds:
         if s.structure not in MR_STRUCTURES:
             raise InputError(f"seed for {s.structure!r}: the MR pipeline segments "
                              f"{', '.join(MR_STRUCTURES)}; remove that seed")
     if structures is None:
-        names = {s.structure for s in seeds} | {"left_ventricle"}
+        # the LV is added automatically where it can be found: in short-axis stacks
+        names = {s.structure for s in seeds} | ({"left_ventricle"} if auto_lv or not seeds
+                                                  else set())
     else:
         names = set(structures)
         bad = names - set(MR_STRUCTURES)

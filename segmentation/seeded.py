@@ -1,15 +1,15 @@
 """Grow several structures at once from one click each ("grow from seeds"), for CT and MR.
 
-The method is a **marker-controlled watershed on the gradient magnitude** with competing
-markers: each seed is a small ball, and the voxels that are certainly *not* any clicked structure
-(darker than the tissue/blood threshold, or bright regions that hold no seed) form one background
-marker.  All markers flood the gradient-magnitude landscape together, so every boundary lands on
-the strongest edge between two markers: the blood/wall edge, and between two connected cavities
-the ridge of their shared partial-volume boundary (valve plane, septum).  This is the same family
-as 3D Slicer's "Grow from seeds" (competing fronts), needs no parameter per structure, runs in
-well under a second on MR volumes, and is intensity-scale invariant because thresholds come from
-the seeds' own intensities and a histogram (Otsu) of the region around them.  Measured
-alternatives are listed in ``docs/evaluation.md``.
+The method is a **geodesic competition**: each seed is a small ball, and the voxels that are
+certainly *not* any clicked structure (darker than the tissue/blood threshold, or blood regions
+that hold no seed) form one background marker.  Every marker sends a fast-marching front whose
+cost per millimetre grows with the gradient magnitude; each voxel takes the label of the front
+that reaches it first.  Fronts cross flat blood at the same pace, so two clicks in one cavity
+split it fairly, and edges (blood/wall, the partial-volume ridge of a valve or septum) hold them
+up.  This is the family of 3D Slicer's "Grow from seeds" (competing fronts), needs no parameter
+per structure, runs in well under a second on MR volumes, and is intensity-scale invariant (the
+cost is relative to the median gradient).  Measured against a marker watershed on the gradient
+magnitude, which lets the lowest-noise click flood a whole flat pool, in ``docs/evaluation.md``.
 
 Axis convention: NumPy arrays here are ``[z, y, x]``; SimpleITK indices are ``(x, y, z)``;
 :func:`seed_indices` is the one place that converts.
@@ -34,8 +34,8 @@ from scipy import ndimage as ndi
 from cardioplan.errors import InputError
 from cardioplan.seeds import Seed
 
-__all__ = ["deepest_point", "seed_indices", "grow_from_seeds", "ball_offsets", "to_image",
-           "component_at"]
+__all__ = ["deepest_point", "seed_indices", "grow_from_seeds", "geodesic_competition",
+           "ball_offsets", "to_image", "component_at"]
 
 log = logging.getLogger(__name__)
 

@@ -102,9 +102,10 @@ def test_la2018_left_atrium_from_one_click(shared_data):
     image = sitk.ReadImage(str(folder / "V0MZOWJ6MU3RMRCV9EXR_image.nii.gz"))
     ref = sitk.ReadImage(str(folder / "V0MZOWJ6MU3RMRCV9EXR_label.nii.gz"))
     seeds = _clicks(ref, {1: "left_atrium"})
-    labels = segment_mr(image, seeds=seeds, structures=["left_atrium"])
+    labels = segment_mr(image, seeds=seeds)          # default: the seeded structures only
     res = evaluate_labels(labels, ref, ref_map={1: "left_atrium"})
     assert res["left_atrium"]["dice"] >= 0.55
+    assert set(np.unique(sitk.GetArrayViewFromImage(labels))) == {0, LABELS["left_atrium"].value}
 
 
 def _validation_module():

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -164,7 +164,8 @@ def _local_level(smooth: np.ndarray, p: tuple[int, int, int], spacing_zyx: Seque
     return float(np.median(smooth[sl]))
 
 
-def _per_slice(fn, mask: np.ndarray, thick: int | None) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _per_slice(fn: Callable[[np.ndarray], np.ndarray], mask: np.ndarray,
+               thick: int | None) -> np.ndarray:
     """Apply a 2D operation slice by slice along the thick axis (3D when isotropic)."""
     if thick is None:
         return fn(mask)
@@ -354,7 +355,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = component_at(grown == v, [p for s, p in blood_clicks if s == name])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if name == "left_ventricle" and thick is not None:
-            mask = _lv_cavity(mask, spacing, thick) & ~others
+            mask = _lv_cavity(mask, thick) & ~others
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
@@ -364,7 +365,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
     return out
 
 
-def _lv_cavity(mask: np.ndarray, spacing: tuple[float, ...], thick: int) -> np.ndarray:
+def _lv_cavity(mask: np.ndarray, thick: int) -> np.ndarray:
     """Left-ventricular cavity of a short-axis stack: per slice, the convex hull of the blood
     plus a one-voxel rim, so papillary muscles and trabeculae count as cavity (the usual
     convention of cine-MR volumetry and of the ACDC/Kaggle references) and the border sits on

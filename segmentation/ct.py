@@ -57,6 +57,10 @@ FAT_HU = -100.0
 """Typical epicardial fat; the myocardium's outer border is half-way to the wall's own HU."""
 THIN_WALL_MM = 4.5
 """Largest wall grown around the right ventricle and the atria (their walls are 2-5 mm)."""
+VALVE_PROMINENCE = 0.05
+"""The pulmonary trunk is at least this much (relative area) wider than its valve."""
+VALVE_SEARCH_RADII = 4.0
+"""The pulmonary valve is searched within this many trunk radii of the watershed's border."""
 LUNG_SEARCH_MM = 60.0
 MIN_LUNG_FRACTION = 0.04
 """The heart lies between the lungs: at least this fraction of air within the search radius."""
@@ -142,6 +146,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                               {k: v for k, v in points.items() if k not in CHAMBERS})
     labels_work = _label_regions(regions, names, dist, work)
     _vessel_junctions(labels_work, dist, work)
+    valve_mm = _pulmonary_valve(labels_work, work)
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
@@ -173,6 +178,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "threshold_hu": round(float(threshold), 1),
         "myocardium_hu": round(float(myo_hu), 1),
         "wall_mm": round(wall_mm, 1),
+        "pulmonary_valve_moved_mm": None if valve_mm is None else round(valve_mm, 1),
         "chambers_from": source,
         "chambers": sorted(chambers),
         "found": found,
@@ -611,16 +617,21 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     return marker if tracked * sz >= 20.0 else None
 
 
-def _geodesic_far(blood: np.ndarray, start: np.ndarray, work: sitk.Image, *, far_mm: float
-                  ) -> np.ndarray:
-    """Blood voxels farther than ``far_mm`` from ``start`` along paths inside the blood pool."""
-    speed = sitk.GetImageFromArray(np.where(blood, 1.0, 1e-6).astype(np.float32))
+def _geodesic(mask: np.ndarray, start: np.ndarray, work: sitk.Image, *, stop_mm: float
+              ) -> np.ndarray:
+    """Distance (mm) from ``start`` along paths inside ``mask`` (huge beyond ``stop_mm``)."""
+    speed = sitk.GetImageFromArray(np.where(mask, 1.0, 1e-6).astype(np.float32))
     speed.CopyInformation(work)
     fm = sitk.FastMarchingImageFilter()
     fm.SetTrialPoints([tuple(int(c) for c in p[::-1]) for p in np.argwhere(start)])
-    fm.SetStoppingValue(float(far_mm) * 1.5)
-    arrival = sitk.GetArrayFromImage(fm.Execute(speed))
-    return blood & (arrival > far_mm)
+    fm.SetStoppingValue(float(stop_mm))
+    return sitk.GetArrayFromImage(fm.Execute(speed))
+
+
+def _geodesic_far(blood: np.ndarray, start: np.ndarray, work: sitk.Image, *, far_mm: float
+                  ) -> np.ndarray:
+    """Blood voxels farther than ``far_mm`` from ``start`` along paths inside the blood pool."""
+    return blood & (_geodesic(blood, start, work, stop_mm=1.5 * far_mm) > far_mm)
 
 
 def _label_regions(regions: np.ndarray, names: dict[int, str], dist: np.ndarray,
@@ -758,6 +769,42 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
         comps, n = ndimage.label(thin | vessel)
         touching = np.unique(comps[vessel])
         labels[thin & np.isin(comps, touching[touching > 0])] = v
+
+
+def _pulmonary_valve(labels: np.ndarray, work: sitk.Image) -> float | None:
+    """Move the right ventricle / pulmonary artery border back to the valve, in place.
+
+    The watershed puts that border at the narrowest section between the ventricle and the
+    branch ends, which in an adult is often the branches' origins: the trunk is left in the
+    ventricle.  Walking back into the ventricle from that border, the cross-section area (the
+    ventricle's voxels per step of geodesic distance) widens in the trunk and sinuses, narrows
+    at the valve, then widens into the outflow tract and the ventricle's body.  The first local
+    minimum of the smoothed area that lies at least :data:`VALVE_PROMINENCE` below the wider
+    trunk before it, within :data:`VALVE_SEARCH_RADII` trunk radii of the border, is the valve;
+    the ventricle's voxels before it join the pulmonary artery.  No such minimum (the border
+    already is at the valve): nothing changes.  Returns the distance moved (mm) or None.
+    """
+    rv_v, pa_v = LABELS.value_of("right_ventricle"), LABELS.value_of("pulmonary_artery")
+    rv, pa = labels == rv_v, labels == pa_v
+    start = rv & ndimage.binary_dilation(pa)
+    if not start.any():
+        return None
+    step = max(work.GetSpacing())
+    r_pa = float(np.percentile(_distance(pa, work)[pa], 99))
+    reach = VALVE_SEARCH_RADII * max(r_pa, step)
+    t = _geodesic(rv, start, work, stop_mm=reach + 3 * step)
+    near = rv & (t < reach + 2 * step)
+    bins = (t[near] / step).astype(np.int64)
+    # bin 0 is the seed layer itself (thicker than a step); smooth[j] is centred on bin j + 2
+    smooth = np.convolve(np.bincount(bins)[1:].astype(float), np.ones(3) / 3.0, mode="valid")
+    for j in range(1, min(smooth.size - 1, int(reach / step) - 2)):
+        if smooth[j] < smooth[j - 1] and smooth[j] <= smooth[j + 1] and \
+                smooth[:j].max() >= (1.0 + VALVE_PROMINENCE) * smooth[j]:
+            cut = (j + 2.5) * step
+            trunk = rv & (t < cut)
+            labels[trunk] = pa_v
+            return cut
+    return None
 
 
 def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,

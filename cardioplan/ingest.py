@@ -20,8 +20,8 @@ from cardioplan.case import Case, utc_now
 from cardioplan.errors import CaseExistsError, DicomError, InputError, OutputError
 from cardioplan.volume import Volume
 
-__all__ = ["read_volume", "import_case", "input_record", "check_output", "smallest_safe_type",
-           "IMAGE_SUFFIXES"]
+__all__ = ["read_volume", "read_label_map", "import_case", "input_record", "check_output",
+           "smallest_safe_type", "IMAGE_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,49 @@ def read_volume(path: str | os.PathLike[str], *, series: str | None = None,
             raise DicomError(f"{exc}.  The folder holds image files ({', '.join(images[:3])}): "
                              f"pass one directly, e.g. {p / images[0]}") from exc
         raise
+
+
+def read_label_map(path: str | os.PathLike[str], *, what: str = "label map",
+                   allow_case: bool = True) -> sitk.Image:
+    """Read a label map: a NIfTI/NRRD/MetaImage file, or a case folder's ``labels.nii.gz``.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, or a case folder when ``allow_case``.
+    what : str
+        How error messages name it (``"prediction"``, ``"reference"``...).
+    allow_case : bool
+        Accept a case folder.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, a folder where a file is needed, several components per
+        voxel, or non-integer values (a scan given instead of labels).
+    """
+    p = Path(path)
+    if p.is_dir():
+        if not allow_case:
+            raise InputError(f"{what} {p} is a folder; give a label file (NIfTI/NRRD/MHA)")
+        return Case.open(p).read_labels()
+    if not p.is_file():
+        raise InputError(f"{what} not found: {p}")
+    try:
+        img = sitk.ReadImage(str(p))
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+        raise InputError(f"cannot read the {what} {p} as an image (NIfTI/NRRD/MHA expected): "
+                         f"{detail}") from None
+    if img.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(f"the {what} {p} has {img.GetNumberOfComponentsPerPixel()} "
+                         "components per voxel; a label map has one integer value per voxel")
+    if img.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        arr = sitk.GetArrayViewFromImage(img)
+        if (arr != arr.round()).any():
+            raise InputError(f"the {what} {p} holds non-integer values; is it a scan rather "
+                             "than a label map?")
+    return img
 
 
 def import_case(path: str | os.PathLike[str], output: str | os.PathLike[str], *,

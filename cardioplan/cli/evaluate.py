@@ -7,9 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import SimpleITK as sitk
-
-from cardioplan.case import Case
 from cardioplan.cli._common import add_json_flag, print_json, subparser
 from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
@@ -82,31 +79,6 @@ def parse_ref_map(text: str) -> dict[int, str]:
     return out
 
 
-def _read_labels(path: Path, what: str) -> sitk.Image:
-    if path.is_dir():
-        if what == "reference":
-            raise InputError(f"reference {path} is a folder; give a label file "
-                             "(NIfTI/NRRD/MHA)")
-        return Case.open(path).read_labels()
-    if not path.is_file():
-        raise InputError(f"{what} not found: {path}")
-    try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        raise InputError(f"cannot read the {what} {path} as an image (NIfTI/NRRD/MHA expected): "
-                         f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}"
-                         ) from None
-    if img.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"the {what} {path} has {img.GetNumberOfComponentsPerPixel()} "
-                         "components per voxel; a label map has one integer value per voxel")
-    if img.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        arr = sitk.GetArrayViewFromImage(img)
-        if (arr != arr.round()).any():
-            raise InputError(f"the {what} {path} holds non-integer values; is it a scan rather "
-                             "than a label map?")
-    return img
-
-
 def format_table(results: dict[str, dict[str, Any]]) -> str:
     """Fixed-width table of :func:`segmentation.metrics.evaluate_labels` results."""
     header = ["structure"] + [title for _, title, _ in _COLUMNS]
@@ -136,10 +108,11 @@ def _json_safe(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cardioplan.ingest import read_label_map
     from segmentation.metrics import evaluate_labels
 
-    pred = _read_labels(Path(args.pred), "prediction")
-    ref = _read_labels(Path(args.ref), "reference")
+    pred = read_label_map(Path(args.pred), what="prediction")
+    ref = read_label_map(Path(args.ref), what="reference", allow_case=False)
     results = evaluate_labels(pred, ref, ref_map=args.ref_map, structures=args.structures)
     if not results:
         raise InputError(f"the reference {args.ref} holds no structure to score; check "

@@ -60,8 +60,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from cardioplan.case import Case
-    from cardioplan.cli.evaluate import _read_labels
     from cardioplan.errors import InputError
+    from cardioplan.ingest import read_label_map
     from cardioplan.report import REPORT_VIEWS, build_report
 
     if not 1 <= args.slices <= 24:
@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     if not 1_000 <= args.web_triangles <= 5_000_000:
         raise InputError(f"--web-triangles {args.web_triangles}: choose 1000..5000000")
     case = Case.open(args.case)
-    reference = _read_labels(args.reference, "reference") if args.reference else None
+    reference = (read_label_map(args.reference, what="reference", allow_case=False)
+                 if args.reference else None)
     index = build_report(case, args.output, reference=reference,
                          reference_name=args.reference.name if args.reference else "reference",
                          ref_map=args.ref_map, views=args.views or REPORT_VIEWS,

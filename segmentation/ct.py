@@ -57,6 +57,18 @@ FAT_HU = -100.0
 """Typical epicardial fat; the myocardium's outer border is half-way to the wall's own HU."""
 THIN_WALL_MM = 4.5
 """Largest wall grown around the right ventricle and the atria (their walls are 2-5 mm)."""
+WALL_HU = 20.0
+"""Vessel wall and mural thrombus are above this HU; fat and lung below."""
+THROMBUS_MIN_MM = 4.0
+"""Thinnest ring added: a normal aortic wall is thinner, mural thrombus or wall thickening not."""
+WALL_MAX_MM = 25.0
+"""Thickest wall / mural thrombus searched around an aortic lumen."""
+WALL_RAYS = 36
+"""Rays cast around each aortic section to find its outer wall."""
+WALL_CLOSED_FRACTION = 0.75
+"""Fraction of rays that must stop at fat or lung for an outer wall to be fitted."""
+WALL_FIT_MM = 2.5
+"""Largest median misfit (mm) of the outer-wall circle."""
 VALVE_PROMINENCE = 0.05
 """The pulmonary trunk is at least this much (relative area) wider than its valve."""
 VALVE_SEARCH_RADII = 4.0
@@ -148,6 +160,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     _vessel_junctions(labels_work, dist, work)
     valve_mm = _pulmonary_valve(labels_work, work)
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
+    wall_voxels = _vessel_wall(labels_work, arr, bone, work)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
@@ -178,6 +191,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "threshold_hu": round(float(threshold), 1),
         "myocardium_hu": round(float(myo_hu), 1),
         "wall_mm": round(wall_mm, 1),
+        "aortic_wall_ml": round(wall_voxels * _voxel_ml(work), 1),
         "pulmonary_valve_moved_mm": None if valve_mm is None else round(valve_mm, 1),
         "chambers_from": source,
         "chambers": sorted(chambers),
@@ -805,6 +819,84 @@ def _pulmonary_valve(labels: np.ndarray, work: sitk.Image) -> float | None:
             labels[trunk] = pa_v
             return cut
     return None
+
+
+def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image
+                 ) -> int:
+    """Add the aorta's mural thrombus (or thickened wall) around its contrast lumen, in place.
+
+    Slice by slice, rays from each aortic section's centre cross the unlabelled soft tissue
+    around the lumen (above :data:`WALL_HU`, nearer the aorta than any other blood structure)
+    until something else stops them.  Where most rays stop at fat or lung (a closed ring, as
+    around an aneurysm sac), a circle fitted to the stops is the outer wall; when it lies at
+    least :data:`THROMBUS_MIN_MM` beyond the lumen (thicker than a normal wall) the soft
+    tissue inside it joins the aorta.  Sections whose neighbours (2 slices either way) do not
+    agree on the radius, whose rays are not stopped by fat or lung (surrounded by other soft
+    tissue) or whose circle fits badly (the arch cut lengthwise) are left as lumen.  Returns
+    the number of voxels added.
+    """
+    ao_v = LABELS.value_of("aorta")
+    aorta = labels == ao_v
+    if not aorta.any():
+        return 0
+    sy, sx = work.GetSpacing()[1], work.GetSpacing()[0]
+    step = min(sx, sy)
+    others = (labels > 0) & ~aorta
+    # tissue nearer the aorta than any other blood structure (not the heart's own wall)
+    own = _distance(~aorta, work) < _distance(~others, work) if others.any() else \
+        np.ones(arr.shape, bool)
+    tissue = (arr >= WALL_HU) & ~bone & ((labels == 0) | aorta) & own
+    fat_or_lung = arr < WALL_HU
+    angles = np.linspace(0.0, 2.0 * np.pi, WALL_RAYS, endpoint=False)
+    fits: dict[tuple[int, int], tuple[float, float, float]] = {}  # (z, section): circle
+    for z in np.flatnonzero(aorta.any(axis=(1, 2))):
+        comps, n = ndimage.label(aorta[z])
+        for c in range(1, n + 1):
+            sec = comps == c
+            yy, xx = np.nonzero(sec)
+            cy, cx = yy.mean(), xx.mean()
+            r_lumen = float(np.sqrt(sec.sum() * sx * sy / np.pi))
+            if r_lumen < 3.0:
+                continue
+            reach = r_lumen + WALL_MAX_MM
+            radii = np.arange(0.0, reach, 0.5 * step)
+            py = cy + np.outer(np.sin(angles), radii) / sy
+            px = cx + np.outer(np.cos(angles), radii) / sx
+            iy, ix = np.rint(py).astype(int), np.rint(px).astype(int)
+            inside = (iy >= 0) & (iy < sec.shape[0]) & (ix >= 0) & (ix < sec.shape[1])
+            ok = np.zeros(iy.shape, bool)
+            ok[inside] = tissue[z][iy[inside], ix[inside]] | sec[iy[inside], ix[inside]]
+            stops = np.argmin(ok, axis=1)  # first voxel that is not lumen or soft tissue
+            sy_i = iy[np.arange(WALL_RAYS), stops].clip(0, sec.shape[0] - 1)
+            sx_i = ix[np.arange(WALL_RAYS), stops].clip(0, sec.shape[1] - 1)
+            closed = ~ok.all(axis=1) & (stops > 0) & fat_or_lung[z][sy_i, sx_i]
+            if closed.mean() < WALL_CLOSED_FRACTION:  # not enclosed by fat or lung
+                continue
+            ey = py[closed, stops[closed]] * sy
+            ex = px[closed, stops[closed]] * sx
+            # algebraic (Kasa) circle fit to the stops
+            a_mat = np.column_stack([ex, ey, np.ones_like(ex)])
+            b_vec = ex ** 2 + ey ** 2
+            (p0, p1, p2), *_ = np.linalg.lstsq(a_mat, b_vec, rcond=None)
+            ox, oy = p0 / 2.0, p1 / 2.0
+            rad = float(np.sqrt(max(p2 + ox ** 2 + oy ** 2, 0.0)))
+            resid = np.abs(np.hypot(ex - ox, ey - oy) - rad)
+            if np.median(resid) > WALL_FIT_MM or rad > reach or \
+                    rad < r_lumen + THROMBUS_MIN_MM:  # a normal wall is left to the lumen
+                continue
+            fits[(int(z), c)] = (ox, oy, rad)
+    added = 0
+    yy, xx = np.mgrid[0:arr.shape[1], 0:arr.shape[2]]
+    for (z, _c), (ox, oy, rad) in fits.items():
+        # continuity: sections within 2 slices must have been fitted and agree on the radius
+        near = [f[2] for (zz, _), f in fits.items() if 0 < abs(zz - z) <= 2]
+        if len(near) < 2 or abs(float(np.median(near)) - rad) > WALL_FIT_MM * 2:
+            continue
+        disk = np.hypot(xx * sx - ox, yy * sy - oy) <= rad
+        grow = disk & tissue[z] & (labels[z] == 0)
+        labels[z][grow] = ao_v
+        added += int(grow.sum())
+    return added
 
 
 def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,

@@ -120,14 +120,14 @@ def test_chest_cta_heart_and_pulmonary_artery(shared_data):
 
 
 def test_chest_cta_aorta(shared_data):
-    """The descending aorta of this aneurysm is mostly mural thrombus, which the reference
-    includes and a lumen-based method cannot: the floor guards the lumen (see docs)."""
+    """The descending aorta of this aneurysm is lined with mural thrombus, which the reference
+    includes: the thrombus step recovers most of it (floor just below the figure, see docs)."""
     folder = shared_data / "ct" / "chest_cta"
     ct = sitk.ReadImage(str(folder / "aorta_ct_cropped.nii.gz"))
     ref = sitk.ReadImage(str(folder / "aorta_mask.nii.gz"))
     result = segment(Volume(ct, modality="CT"))
     aorta = structure_mask(result.labels, "aorta")
-    assert dice(aorta, ref) >= 0.66
+    assert dice(aorta, ref) >= 0.72
     # what is labelled aorta lies in the reference aorta (no chamber or PA labelled aorta)
     inside = np.count_nonzero(sitk.GetArrayViewFromImage(aorta)
                               & sitk.GetArrayViewFromImage(ref).astype(bool))

@@ -233,3 +233,76 @@ def test_block_upsampling_matches_nearest_neighbour():
     part = _upsample(arr[roi], roi, [3, 2, 2], image.GetSize()[::-1])
     assert np.array_equal(part[2:8, 4:10, 3:12], mine[2:8, 4:10, 3:12])
     assert not part[:2].any() and not part[:, :4].any()
+
+
+def _aorta_in_fat(wall_mm: float) -> tuple[np.ndarray, np.ndarray, sitk.Image]:
+    """A vertical aorta: 8 mm contrast lumen, off-centre, inside a ring of 60 HU tissue whose
+    outer radius is 8 + ``wall_mm`` mm, in fat (1 mm voxels)."""
+    work = sitk.Image([60, 60, 30], sitk.sitkFloat32)
+    z, y, x = np.mgrid[0:30, 0:60, 0:60].astype(float)
+    arr = np.full((30, 60, 60), -100.0, np.float32)
+    arr[np.hypot(x - 30, y - 30) <= 8.0 + wall_mm] = 60.0
+    lumen = np.hypot(x - 30 - 0.5 * wall_mm, y - 30) <= 8.0
+    arr[lumen] = 400.0
+    labels = np.where(lumen, LABELS.value_of("aorta"), 0).astype(np.uint8)
+    return labels, arr, work
+
+
+def test_mural_thrombus_is_added_to_the_aorta():
+    """A 10 mm thrombus ring bounded by fat becomes aorta; its fitted wall is the true one."""
+    from segmentation.ct import _vessel_wall
+
+    labels, arr, work = _aorta_in_fat(10.0)
+    added = _vessel_wall(labels, arr, np.zeros(arr.shape, bool), work)
+    truth = arr > 0
+    aorta = labels == LABELS.value_of("aorta")
+    assert added > 0
+    mid = slice(5, 25)  # the ends have fewer neighbours to agree with
+    overlap = 2 * (aorta[mid] & truth[mid]).sum() / (aorta[mid].sum() + truth[mid].sum())
+    assert overlap > 0.95
+    assert not (aorta & (arr < 0)).any()  # no fat
+
+
+def test_normal_aortic_wall_is_left_to_the_lumen():
+    """A 2 mm wall is not thrombus (the phantom's and a healthy aorta's): nothing is added."""
+    from segmentation.ct import _vessel_wall
+
+    labels, arr, work = _aorta_in_fat(2.0)
+    before = labels.copy()
+    assert _vessel_wall(labels, arr, np.zeros(arr.shape, bool), work) == 0
+    assert np.array_equal(labels, before)
+
+
+def _outflow(valve_mm: float, *, border_x: int = 78) -> tuple[np.ndarray, sitk.Image]:
+    """A right ventricle (sphere) and its 9 mm outflow tract, narrowing to ``valve_mm`` at the
+    valve (x = 58), then a 10 mm trunk tapering to 7 mm branches; the watershed's border is at
+    ``border_x`` (pulmonary artery beyond).  1 mm voxels, tube along x."""
+    work = sitk.Image([100, 40, 40], sitk.sitkUInt8)
+    z, y, x = np.mgrid[0:40, 0:40, 0:100].astype(float)
+    radius = np.interp(x, [0, 50, 58, 64, 70, 78, 100], [9, 9, valve_mm, 10, 10, 7, 7])
+    tube = np.hypot(y - 20, z - 20) <= radius
+    labels = np.zeros((40, 40, 100), np.uint8)
+    labels[tube | (np.hypot(x - 15, np.hypot(y - 20, z - 20)) <= 15)] = \
+        LABELS.value_of("right_ventricle")
+    labels[tube & (x >= border_x)] = LABELS.value_of("pulmonary_artery")
+    return labels, work
+
+
+def test_pulmonary_valve_moves_the_border_back_to_the_narrowing():
+    from segmentation.ct import _pulmonary_valve
+
+    labels, work = _outflow(6.0)
+    moved = _pulmonary_valve(labels, work)
+    assert moved is not None and 15.0 <= moved <= 25.0  # border at x = 78, valve at x = 58
+    pa_x = np.nonzero(labels == LABELS.value_of("pulmonary_artery"))[2]
+    assert 54 <= pa_x.min() <= 62
+
+
+def test_pulmonary_valve_without_a_narrowing_changes_nothing():
+    """The border already at the valve (a narrow branch border, wider behind): unchanged."""
+    from segmentation.ct import _pulmonary_valve
+
+    labels, work = _outflow(9.0, border_x=58)
+    before = labels.copy()
+    assert _pulmonary_valve(labels, work) is None
+    assert np.array_equal(labels, before)

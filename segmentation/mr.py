@@ -68,6 +68,7 @@ _MYO_DEFAULT_MM = 10.0
 _MYO_THICKNESS_FACTOR = 2.0
 _APEX_GROWTH_MM = 3.0
 _NECK_MM = 2.0
+_REFINE_MM = 3.0
 
 
 def _check_image(image: sitk.Image) -> None:
@@ -355,7 +356,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = component_at(grown == v, [p for s, p in blood_clicks if s == name])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if name == "left_ventricle" and thick is not None:
-            mask = _lv_cavity(mask, thick) & ~others
+            mask = _lv_cavity(_refine_cavity(smooth, mask, spacing, thick), thick) & ~others
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
@@ -372,6 +373,36 @@ def _lv_cavity(mask: np.ndarray, thick: int) -> np.ndarray:
     the compact wall rather than at the blood's half-maximum."""
     hull = _per_slice(_convex_hull_2d, mask, thick)
     return _per_slice(ndi.binary_dilation, hull, thick)
+
+
+def _refine_cavity(smooth: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
+                   thick: int) -> np.ndarray:
+    """Per slice, re-threshold a cavity at its own blood/wall contrast.
+
+    The global blood threshold sits half-way to the darkest tissue (lung), which can lie below
+    a bright wall; here each slice's cavity plus a ``_REFINE_MM`` margin is split in two by Otsu
+    (blood versus myocardium of that slice) and the bright part connected to the cavity's core
+    is kept.
+    """
+    sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
+    margin = _disk(_REFINE_MM, sp2)
+    wall = _disk(6.0, sp2)
+    m3 = np.moveaxis(mask, thick, 0)
+    s3 = np.moveaxis(smooth, thick, 0)
+    out = m3.copy()
+    for z in range(m3.shape[0]):
+        m = m3[z]
+        if m.sum() < 20:
+            continue
+        zone = ndi.binary_dilation(m, margin)
+        ring = ndi.binary_dilation(m, wall) & ~ndi.binary_dilation(m)
+        t = 0.5 * (float(np.median(s3[z][m])) + float(np.median(s3[z][ring])))
+        core = _core(m, np.ones((3, 3), bool)) & (s3[z] > t)
+        if not core.any():
+            continue
+        bright = (s3[z] > t) & zone
+        out[z] = ndi.binary_fill_holes(component_at(bright, [tuple(i) for i in np.argwhere(core)]))
+    return np.moveaxis(out, 0, thick)
 
 
 def _limit_to_lv_slices(labels: np.ndarray, thick: int) -> None:
@@ -549,12 +580,11 @@ def _myocardium(smooth: np.ndarray, labels: np.ndarray, clicks: list[tuple[int, 
         return labels
     sampling = [1e6 if ax == thick else s for ax, s in enumerate(spacing)]
     dist = ndi.distance_transform_edt(~lv, sampling=sampling)
-    if clicks:
-        depth = max(float(dist[p]) for p in clicks)
-        level = float(np.median([_local_level(smooth, p, spacing, 2.0) for p in clicks]))
-    else:
+    depth = max((float(dist[p]) for p in clicks), default=0.0)
+    if depth <= 0.0:
         depth = _MYO_DEFAULT_MM / 2
-        level = float(np.median(smooth[(dist > 1.0) & (dist <= 4.0) & (labels == 0)]))
+    near = (dist > 1.0) & (dist <= 4.0) & (labels == 0) & (smooth <= thr)
+    level = float(np.median(smooth[near])) if near.any() else thr
     t = float(np.clip(_MYO_THICKNESS_FACTOR * depth, 5.0, 25.0))
     floor = level - 0.5 * (level - float(np.percentile(smooth, 2)))
     free = labels == 0

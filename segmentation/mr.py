@@ -357,6 +357,8 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if name == "left_ventricle" and thick is not None:
             mask = _lv_cavity(_refine_cavity(smooth, mask, spacing, thick), thick) & ~others
+        elif name == "right_ventricle" and thick is not None:
+            mask = _refine_cavity(smooth, mask, spacing, thick) & ~others
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
@@ -598,6 +600,8 @@ def _myocardium(smooth: np.ndarray, labels: np.ndarray, clicks: list[tuple[int, 
         return ndi.binary_closing(np.pad(m, 4), close)[4:-4, 4:-4]
 
     band = _per_slice(ring, band, thick) & free & (dist <= t)
+    if close is not None:
+        band = _per_slice(lambda m: ndi.binary_opening(m, close), band | lv, thick) & free
     band = component_at(band | lv, [tuple(i) for i in np.argwhere(lv)[:1]]) & ~lv
     out = labels.copy()
     out[band] = LABELS.value_of("myocardium")

@@ -110,6 +110,19 @@ def explain_missing_runtime(detail: str) -> str:
             "scripts/install_monado.sh and `source /opt/monado/monado-env.sh`")
 
 
+def _headset_system(instance: Any, runtime_name: str) -> Any:
+    """The runtime's head-mounted system; a clear error when there is no headset."""
+    import xr
+
+    try:
+        return xr.get_system(instance, xr.SystemGetInfo(
+            form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
+    except xr.XrException as exc:
+        raise RuntimeMissingError(f"the OpenXR runtime ({runtime_name}) has no headset "
+                                  f"({_xr_error_text(exc)}): connect and switch on the "
+                                  "headset, or start the runtime's simulated device") from None
+
+
 def _xr_error_text(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
 
@@ -344,14 +357,7 @@ class XrSession:
             raise RuntimeMissingError(explain_missing_runtime(_xr_error_text(exc))) from None
         props = xr.get_instance_properties(self.instance)
         self.runtime_name = f"{_s(props.runtime_name)} {xr.Version(props.runtime_version)}"
-        try:
-            self.system = xr.get_system(self.instance, xr.SystemGetInfo(
-                form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
-        except xr.XrException as exc:
-            raise RuntimeMissingError(f"the OpenXR runtime ({self.runtime_name}) has no headset "
-                                      f"({_xr_error_text(exc)}): connect and switch on the "
-                                      "headset, or start the runtime's simulated device") \
-                from None
+        self.system = _headset_system(self.instance, self.runtime_name)
         self.system_name = _s(xr.get_system_properties(self.instance, self.system).system_name)
         next_ptr = None
         if not self.headless:
@@ -653,14 +659,7 @@ def check_runtime() -> dict[str, Any]:
     try:
         props = xr.get_instance_properties(instance)
         info["runtime"] = f"{_s(props.runtime_name)} {xr.Version(props.runtime_version)}"
-        try:
-            system = xr.get_system(instance, xr.SystemGetInfo(
-                form_factor=xr.FormFactor.HEAD_MOUNTED_DISPLAY))
-        except xr.XrException as exc:
-            raise RuntimeMissingError(f"the OpenXR runtime ({info['runtime']}) reports no "
-                                      f"headset ({_xr_error_text(exc)}): connect and switch on "
-                                      "the headset, or start the runtime's simulated device") \
-                from None
+        system = _headset_system(instance, info["runtime"])
         sp = xr.get_system_properties(instance, system)
         info["system"] = _s(sp.system_name)
         info["tracking"] = {"orientation": bool(sp.tracking_properties.orientation_tracking),

@@ -481,22 +481,21 @@ def _skip_reason(ds: Dataset) -> str:
     return ""
 
 
-def _sop_class(ds: Dataset) -> str:
-    """SOPClassUID, falling back to the file meta's MediaStorageSOPClassUID when empty."""
-    sop = str(_get(ds, "SOPClassUID", "") or "").strip()
+def _uid_or_meta(ds: Dataset, keyword: str) -> str:
+    """``keyword`` (SOPClassUID...), falling back to the file meta's ``MediaStorage`` twin."""
+    uid = str(_get(ds, keyword, "") or "").strip()
     meta = getattr(ds, "file_meta", None)
-    if not sop and meta is not None:
-        sop = str(meta.get("MediaStorageSOPClassUID", "") or "").strip()
-    return sop
+    if not uid and meta is not None:
+        uid = str(meta.get(f"MediaStorage{keyword}", "") or "").strip()
+    return uid
+
+
+def _sop_class(ds: Dataset) -> str:
+    return _uid_or_meta(ds, "SOPClassUID")
 
 
 def _sop_instance(ds: Dataset) -> str:
-    """SOPInstanceUID, falling back to the file meta's MediaStorageSOPInstanceUID when empty."""
-    uid = str(_get(ds, "SOPInstanceUID", "") or "").strip()
-    meta = getattr(ds, "file_meta", None)
-    if not uid and meta is not None:
-        uid = str(meta.get("MediaStorageSOPInstanceUID", "") or "").strip()
-    return uid
+    return _uid_or_meta(ds, "SOPInstanceUID")
 
 
 def _sop_name(ds: Dataset) -> str:

@@ -357,8 +357,6 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if name == "left_ventricle" and thick is not None:
             mask = _lv_cavity(_refine_cavity(smooth, mask, spacing, thick), thick) & ~others
-        elif name == "right_ventricle" and thick is not None:
-            mask = _refine_cavity(smooth, mask, spacing, thick) & ~others
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)

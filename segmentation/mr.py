@@ -612,7 +612,8 @@ def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None
 
     In the middle half of the stack, every bright blob of plausible size (1.5-60 cm²) is scored
     by how round it is (minor/major axis ratio of its second moments), how convex (solidity),
-    and how completely a dark wall surrounds it (the LV's ring of myocardium, 1.5-6 mm out),
+    and how completely a mid-grey wall surrounds it (the LV's ring of myocardium, 1.5-6 mm out,
+    darker than blood but not black like lung),
     with a mild preference for the image centre where cine planning puts the heart.  A blob's
     score adds the best overlapping blob's score in each neighbouring slice, so the winner is
     round, walled and consistent through the stack.  The click is the winner's deepest point.
@@ -639,7 +640,7 @@ def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None
             area = comp.sum() * pix
             if not 150.0 <= area <= 6000.0:
                 continue
-            cands.setdefault(z, []).append((_lv_score(comp, bright[z], band_in, band_out,
+            cands.setdefault(z, []).append((_lv_score(comp, smooth[z], thr, band_in, band_out,
                                                       sp2), comp))
     best: tuple[float, int, np.ndarray] | None = None
     for z, items in cands.items():
@@ -663,9 +664,14 @@ def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None
     return (p[0], p[1], p[2])
 
 
-def _lv_score(comp: np.ndarray, bright: np.ndarray, band_in: np.ndarray, band_out: np.ndarray,
-              sp2: tuple[float, ...]) -> float:
-    """Round x convex x walled x central score of a 2D blob (0..1)."""
+def _lv_score(comp: np.ndarray, smooth: np.ndarray, thr: float, band_in: np.ndarray,
+              band_out: np.ndarray, sp2: tuple[float, ...]) -> float:
+    """Round x convex x walled x central score of a 2D blob (0..1).
+
+    The wall evidence is the fraction of a 1.5-6 mm band around the blob that is darker than
+    blood times how grey that dark band is (its median over the blood threshold, at most 1):
+    myocardium is mid-grey, whereas a vessel surrounded by lung or air has a black ring.
+    """
     pts = np.argwhere(comp) * np.asarray(sp2)
     if len(pts) < 5:
         return 0.0
@@ -673,9 +679,13 @@ def _lv_score(comp: np.ndarray, bright: np.ndarray, band_in: np.ndarray, band_ou
     roundness = float(np.sqrt(max(ev[0], 1e-9) / max(ev[1], 1e-9)))
     solidity = comp.sum() / max(_convex_hull_2d(comp).sum(), 1)
     band = ndi.binary_dilation(comp, band_out) & ~ndi.binary_dilation(comp, band_in)
-    walled = float((band & ~bright).sum()) / max(int(band.sum()), 1)
+    bright = smooth > thr
+    wall = band & ~bright
+    walled = float(wall.sum()) / max(int(band.sum()), 1)
+    # myocardium is mid-grey; a ring as dark as lung or air is a vessel's, not the LV's
+    muscle = float(np.clip(np.median(smooth[wall]) / thr, 0.0, 1.0)) if wall.any() else 0.0
     ny, nx = comp.shape
     cy, cx = np.argwhere(comp).mean(0)
     off = np.hypot((cy - ny / 2) / (ny / 2), (cx - nx / 2) / (nx / 2))
     central = max(0.0, 1.0 - 0.5 * off)
-    return roundness * solidity * walled ** 2 * central
+    return roundness * solidity * (walled * muscle) ** 2 * central

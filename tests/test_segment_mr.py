@@ -77,8 +77,8 @@ def acdc(shared_data):
 
 
 @pytest.mark.parametrize("frame, floors", [
-    ("frame01", {"left_ventricle": 0.85, "right_ventricle": 0.65, "myocardium": 0.7}),
-    ("frame02", {"left_ventricle": 0.8, "right_ventricle": 0.45, "myocardium": 0.55}),
+    ("frame01", {"left_ventricle": 0.9, "right_ventricle": 0.72, "myocardium": 0.77}),
+    ("frame02", {"left_ventricle": 0.84, "right_ventricle": 0.6, "myocardium": 0.62}),
 ])
 def test_acdc_one_click_per_structure(acdc, frame, floors):
     image, ref = acdc[frame]
@@ -94,6 +94,18 @@ def test_acdc_left_ventricle_found_without_a_click(acdc):
     image, ref = acdc["frame01"]
     labels = segment_mr(image, seeds=[])
     res = evaluate_labels(labels, ref, ref_map=ACDC_MAP, structures=["left_ventricle"])
+    assert res["left_ventricle"]["dice"] >= 0.87
+
+
+@pytest.mark.parametrize("case", ["patient022_frame02", "patient039_frame01"])
+def test_acdc_automatic_left_ventricle_is_not_a_vessel(shared_data, case):
+    # cases where a round bright vessel ringed by lung or fat outscored the LV before its wall
+    # had to be mid-grey myocardium; they scored Dice 0
+    folder = shared_data / "mri" / "acdc"
+    image = sitk.ReadImage(str(folder / f"{case}.nii.gz"))
+    ref = sitk.ReadImage(str(folder / f"{case}_gt.nii.gz"))
+    labels = segment_mr(image, seeds=[])
+    res = evaluate_labels(labels, ref, ref_map=ACDC_MAP, structures=["left_ventricle"])
     assert res["left_ventricle"]["dice"] >= 0.8
 
 
@@ -104,7 +116,7 @@ def test_la2018_left_atrium_from_one_click(shared_data):
     seeds = _clicks(ref, {1: "left_atrium"})
     labels = segment_mr(image, seeds=seeds)          # default: the seeded structures only
     res = evaluate_labels(labels, ref, ref_map={1: "left_atrium"})
-    assert res["left_atrium"]["dice"] >= 0.55
+    assert res["left_atrium"]["dice"] >= 0.58
     assert set(np.unique(sitk.GetArrayViewFromImage(labels))) == {0, LABELS["left_atrium"].value}
 
 
@@ -130,8 +142,8 @@ def test_hvsmr_slice_with_six_structures(shared_data):
     assert {"right_atrium", "aorta", "pulmonary_artery"} <= set(names)
     labels = segment_mr(image, seeds=seeds, structures=names)
     res = evaluate_labels(labels, ref, structures=[n for n in names if n in v.HVSMR_SCORED])
-    assert np.mean([r["dice"] for r in res.values()]) >= 0.6
-    assert res["aorta"]["dice"] >= 0.8
+    assert np.mean([r["dice"] for r in res.values()]) >= 0.78
+    assert res["aorta"]["dice"] >= 0.92
 
 
 def test_bad_input_is_refused_with_a_message():

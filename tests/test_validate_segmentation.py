@@ -43,8 +43,8 @@ def test_one_acdc_case_in_both_modes(v, shared_data):
     auto = v.run_sample(samples[0], "auto")
     assert set(click["metrics"]) == {"left_ventricle", "right_ventricle", "myocardium"}
     assert set(auto["metrics"]) == {"left_ventricle"}
-    assert click["metrics"]["left_ventricle"]["dice"] >= 0.85
-    assert auto["metrics"]["left_ventricle"]["dice"] >= 0.8
+    assert click["metrics"]["left_ventricle"]["dice"] >= 0.9
+    assert auto["metrics"]["left_ventricle"]["dice"] >= 0.87
     assert click["metrics"]["left_ventricle"]["hd95_mm"] < 15
     table = v.format_dataset("acdc", {"auto": [auto], "click": [click]})
     assert "left_ventricle" in table and "s/case" in table
@@ -71,5 +71,5 @@ def test_command_line_writes_json(v, shared_data, tmp_path, monkeypatch):
     assert v.main(["--data", str(data), "--datasets", "la2018", "--json", str(out), "-q"]) == 0
     saved = json.loads(out.read_text())
     summary = saved["la2018"]["click"]["summary"]["left_atrium"]
-    assert summary["n"] == 1 and summary["dice_mean"] >= 0.55
+    assert summary["n"] == 1 and summary["dice_mean"] >= 0.58
     assert saved["la2018"]["auto"]["cases"] == []       # no automatic LA: the mode is skipped

@@ -29,11 +29,10 @@ from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D  # noqa: E402
 
 from cardioplan.errors import InputError  # noqa: E402
 from cardioplan.mesh.geometry import (  # noqa: E402
+    area_and_volume,
     edge_topology,
-    enclosed_volume,
     grid_matrix,
     mask_bbox,
-    surface_area,
 )
 from cardioplan.mesh.surfaces import vtk_image  # noqa: E402
 
@@ -91,12 +90,13 @@ def mesh_quality(surface: pv.PolyData, labels: sitk.Image, value: int | Sequence
     if voxel_count is None:
         voxel_count = _voxel_count(labels, values)
     voxel_ml = float(voxel_count * abs(np.linalg.det(matrix)) / 1000.0)
-    volume_ml = enclosed_volume(points, faces) / 1000.0
+    area, volume = area_and_volume(points, faces)
+    volume_ml = volume / 1000.0
     diff = 100.0 * (volume_ml / voxel_ml - 1.0) if voxel_ml > 0 else float("inf")
     voxel_size = float(max(labels.GetSpacing()))
     quality: dict[str, float | int | bool] = {
         "triangles": int(len(faces)),
-        "area_mm2": round(surface_area(points, faces), 2),
+        "area_mm2": round(area, 2),
         "volume_ml": round(volume_ml, 4),
         "voxel_volume_ml": round(voxel_ml, 4),
         "volume_difference_pct": round(diff, 3),

@@ -38,6 +38,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 os.environ.setdefault("VTK_SMP_BACKEND_IN_USE", "STDThread")
@@ -241,16 +242,20 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
     faces = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
     pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
     points = vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float64)
-    if smoothing is not None:
-        smoothed = vtk_to_numpy(_smooth(poly, *smoothing).GetPoints().GetData())
-        points = _keep_small_pieces(points, smoothed.astype(np.float64), faces)
     matrix, origin = grid_matrix(labels)
+    mirrored = np.linalg.det(matrix) < 0  # a mirroring grid turns the triangles inside out
+    if smoothing is None:
+        patches = _split_patches(faces[:, ::-1] if mirrored else faces, pairs)
+    else:
+        # VTK releases the GIL while it smooths: the patches are sorted meanwhile
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            job = pool.submit(_smoothed_points, poly, *smoothing)
+            patches = _split_patches(faces[:, ::-1] if mirrored else faces, pairs)
+            small = _small_pieces(faces, len(points))
+            points[~small] = job.result()[~small]
     offset = np.array([lo[2], lo[1], lo[0]], dtype=float) - 1.0  # (x, y, z); pad of 1
     points = (points + offset) @ matrix.T + origin
-    if np.linalg.det(matrix) < 0:  # a mirroring grid turns the triangles inside out
-        faces = faces[:, ::-1]
-    return _Net(points, _split_patches(faces, pairs)), abs(float(np.linalg.det(matrix))), \
-        relabelled
+    return _Net(points, patches), abs(float(np.linalg.det(matrix))), relabelled
 
 
 def _surface_net(crop: np.ndarray, values: list[int], *, allow_empty: bool = False
@@ -376,23 +381,25 @@ def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray
     return bad[group_equal_rows(bad.astype(np.float64))[0]]
 
 
-def _keep_small_pieces(points: np.ndarray, smoothed: np.ndarray, faces: np.ndarray
-                       ) -> np.ndarray:
-    """Smoothed points, except for small separate pieces, which keep their voxel shape.
+def _small_pieces(faces: np.ndarray, n_points: int) -> np.ndarray:
+    """Which points belong to separate pieces too small to smooth (they keep their voxel shape).
 
     A low-pass filter removes the whole shape of a piece only a few voxels across (a one-voxel
     island has no low frequencies): it would collapse to a point.  Pieces of the net with fewer
     than :data:`_SMALL_PIECE` vertices are therefore left unsmoothed.
     """
-    n = len(points)
     graph = coo_matrix((np.ones(2 * len(faces), dtype=bool),
                         (np.concatenate([faces[:, 0], faces[:, 1]]),
-                         np.concatenate([faces[:, 1], faces[:, 2]]))), shape=(n, n))
+                         np.concatenate([faces[:, 1], faces[:, 2]]))),
+                       shape=(n_points, n_points))
     _, piece = connected_components(graph, directed=False)
-    small = np.bincount(piece)[piece] < _SMALL_PIECE
-    if small.any():
-        smoothed[small] = points[small]
-    return smoothed
+    return np.bincount(piece)[piece] < _SMALL_PIECE
+
+
+def _smoothed_points(poly: vtkPolyData, iterations: int, pass_band: float) -> np.ndarray:
+    """The points of :func:`_smooth`'s output (float64); VTK releases the GIL meanwhile."""
+    return vtk_to_numpy(_smooth(poly, iterations, pass_band).GetPoints().GetData()).astype(
+        np.float64)
 
 
 def _smooth(poly: vtkPolyData, iterations: int, pass_band: float) -> vtkPolyData:

@@ -6,12 +6,13 @@ import logging
 
 import numpy as np
 import pytest
+import pyvista as pv
 import SimpleITK as sitk
 from mesh_shapes import MIRRORED, ROTATED, nested_spheres
 
 from cardioplan.errors import InputError, MeshError
 from cardioplan.mesh import build_surfaces, mesh_quality
-from cardioplan.mesh.geometry import edge_topology
+from cardioplan.mesh.geometry import area_and_volume, edge_topology, enclosed_volume
 from cardioplan.mesh.surfaces import MIN_TRIANGLES, allocate_budget
 
 CENTRE = np.array((3.2, -4.1, 10.3))
@@ -126,6 +127,16 @@ def test_allocate_budget_is_proportional_with_floors():
     # a: 1100 triangles, floor 50 -> 4.5 %: 46 + 5 (shared); b: 50 + the same shared 5
     with pytest.raises(MeshError, match="minimum that works is 106"):
         allocate_budget(sizes, members, 99, floor=50)
+
+
+def test_area_and_volume_of_a_cube_far_from_the_origin():
+    cube = pv.Cube(center=(5e4, -3e4, 2e4), x_length=10, y_length=20, z_length=30).triangulate()
+    points, faces = np.asarray(cube.points, float), cube.faces.reshape(-1, 4)[:, 1:]
+    area, volume = area_and_volume(points, faces)
+    assert area == pytest.approx(2 * (200 + 300 + 600), rel=1e-6)
+    assert volume == pytest.approx(6000, rel=1e-6)
+    assert volume == pytest.approx(enclosed_volume(points, faces), rel=1e-9)
+    assert area_and_volume(points, faces[:, ::-1])[1] == pytest.approx(-6000, rel=1e-6)
 
 
 def test_composite_is_union_of_members(spheres):

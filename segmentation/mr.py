@@ -69,6 +69,8 @@ _MYO_THICKNESS_FACTOR = 2.0
 _APEX_GROWTH_MM = 3.0
 _NECK_MM = 2.0
 _REFINE_MM = 3.0
+_BLOOD_FRACTION_STACK = 0.5
+_BLOOD_FRACTION_VOLUME = 0.35
 
 
 def _check_image(image: sitk.Image) -> None:
@@ -147,7 +149,11 @@ def _blood_threshold(smooth: np.ndarray, clicks: list[tuple[str, tuple[int, int,
     The dark level is the median below the Otsu threshold of the region; the blood level is the
     dimmest clicked cavity's local median (after moving its click off papillary muscles).
     Half-maximum is where an edge blurred by the scanner's point-spread function lies, in any
-    contrast where blood is brighter than its wall: bSSFP, whole-heart and LGE alike.
+    contrast where blood is brighter than its wall: bSSFP, whole-heart and LGE alike.  That
+    holds in short-axis cine stacks, whose blood is homogeneous; in 3D volumes and single
+    slices (whole-heart, LGE, axial views of every chamber) the blood is less uniform (inflow,
+    LGE's grey pool) and dimmer cavities than the clicked one's centre are common, so the cut
+    sits lower (``_BLOOD_FRACTION_VOLUME``; measured in ``docs/evaluation.md``).
     """
     t = _otsu(smooth)
     levels = [_local_level(smooth, _snap(smooth, p, spacing, thick, t), spacing)
@@ -155,7 +161,9 @@ def _blood_threshold(smooth: np.ndarray, clicks: list[tuple[str, tuple[int, int,
     if not levels or not (smooth < t).any():
         return t
     dark = float(np.median(smooth[smooth < t]))
-    return dark + 0.5 * (min(levels) - dark)
+    stack = thick is not None and smooth.shape[thick] > 1
+    frac = _BLOOD_FRACTION_STACK if stack else _BLOOD_FRACTION_VOLUME
+    return dark + frac * (min(levels) - dark)
 
 
 def _local_level(smooth: np.ndarray, p: tuple[int, int, int], spacing_zyx: Sequence[float],

@@ -77,7 +77,7 @@ def acdc(shared_data):
 
 
 @pytest.mark.parametrize("frame, floors", [
-    ("frame01", {"left_ventricle": 0.9, "right_ventricle": 0.72, "myocardium": 0.77}),
+    ("frame01", {"left_ventricle": 0.9, "right_ventricle": 0.7, "myocardium": 0.77}),
     ("frame02", {"left_ventricle": 0.84, "right_ventricle": 0.6, "myocardium": 0.62}),
 ])
 def test_acdc_one_click_per_structure(acdc, frame, floors):
@@ -116,7 +116,7 @@ def test_la2018_left_atrium_from_one_click(shared_data):
     seeds = _clicks(ref, {1: "left_atrium"})
     labels = segment_mr(image, seeds=seeds)          # default: the seeded structures only
     res = evaluate_labels(labels, ref, ref_map={1: "left_atrium"})
-    assert res["left_atrium"]["dice"] >= 0.58
+    assert res["left_atrium"]["dice"] >= 0.65
     assert set(np.unique(sitk.GetArrayViewFromImage(labels))) == {0, LABELS["left_atrium"].value}
 
 

@@ -71,5 +71,5 @@ def test_command_line_writes_json(v, shared_data, tmp_path, monkeypatch):
     assert v.main(["--data", str(data), "--datasets", "la2018", "--json", str(out), "-q"]) == 0
     saved = json.loads(out.read_text())
     summary = saved["la2018"]["click"]["summary"]["left_atrium"]
-    assert summary["n"] == 1 and summary["dice_mean"] >= 0.58
+    assert summary["n"] == 1 and summary["dice_mean"] >= 0.65
     assert saved["la2018"]["auto"]["cases"] == []       # no automatic LA: the mode is skipped

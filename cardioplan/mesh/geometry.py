@@ -21,8 +21,8 @@ import numpy as np
 import SimpleITK as sitk
 
 __all__ = ["index_to_physical", "grid_matrix", "enclosed_volume", "surface_area",
-           "area_and_volume", "edge_topology", "vertex_normals", "compact", "mask_bbox",
-           "unique_counts", "group_equal_rows"]
+           "area_and_volume", "edge_topology", "undirected_edge_keys", "vertex_normals",
+           "compact", "mask_bbox", "unique_counts", "group_equal_rows"]
 
 
 def grid_matrix(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -102,17 +102,35 @@ def edge_topology(faces: np.ndarray) -> dict[str, bool | int]:
     faces = np.asarray(faces, dtype=np.int64)
     if len(faces) == 0:
         return {"watertight": False, "manifold": True, "oriented": True, "boundary_edges": 0}
-    directed = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    n = int(directed.max()) + 1
-    directed_key = directed[:, 0] * n + directed[:, 1]
-    undirected_key = np.minimum(directed[:, 0], directed[:, 1]) * n + np.maximum(
-        directed[:, 0], directed[:, 1])
-    _, counts = unique_counts(undirected_key)
+    n = int(faces.max()) + 1
+    start, end = _edge_ends(faces)
+    directed_key = start * n + end
+    _, counts = unique_counts(undirected_edge_keys(faces, n))
     ordered = np.sort(directed_key)
     oriented = not bool((ordered[1:] == ordered[:-1]).any())
     boundary = int((counts == 1).sum())
     return {"watertight": bool((counts == 2).all()), "manifold": bool((counts <= 2).all()),
             "oriented": bool(oriented), "boundary_edges": boundary}
+
+
+def _edge_ends(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end vertex of every triangle edge (0-1, 1-2, 2-0), all first edges first."""
+    return (np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]]),
+            np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]]))
+
+
+def undirected_edge_keys(faces: np.ndarray, n_points: int) -> np.ndarray:
+    """One int64 key per triangle edge, equal for both directions: ``low * n_points + high``.
+
+    Edge ``k`` of triangle ``i`` is at ``k * len(faces) + i``.
+
+    Examples
+    --------
+    >>> undirected_edge_keys(np.array([[0, 1, 2], [2, 1, 3]]), 4)
+    array([ 1,  6,  6,  7,  2, 11])
+    """
+    start, end = _edge_ends(np.asarray(faces, dtype=np.int64))
+    return np.minimum(start, end) * n_points + np.maximum(start, end)
 
 
 def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:

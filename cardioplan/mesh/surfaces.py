@@ -66,6 +66,7 @@ from cardioplan.mesh.geometry import (  # noqa: E402
     grid_matrix,
     group_equal_rows,
     mask_bbox,
+    undirected_edge_keys,
     unique_counts,
     vertex_normals,
 )
@@ -362,10 +363,8 @@ def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray
     bad_points[order[:-1][same]] = True
     faces = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
     pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
-    edges = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
-    edges.sort(axis=1)
     n_points = len(points)
-    edge_key = edges[:, 0] * n_points + edges[:, 1]
+    edge_key = undirected_edge_keys(faces, n_points)
     side = np.concatenate([pairs, pairs, pairs])
     keys = []
     for i, values in enumerate(sets):

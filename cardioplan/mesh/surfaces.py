@@ -558,7 +558,7 @@ def _decimate_patches(net: _Net, targets: dict[tuple[int, int], int]) -> _Net:
         n_points += len(points)
     stacked = np.concatenate(all_points)
     # borders are bit-identical copies of the same vertices: merge them by exact value
-    first, inverse = group_equal_rows(stacked)
+    first, inverse = group_equal_rows(stacked, sorted_groups=False)
     merged = stacked[first]
     return _Net(merged, {k: inverse[f] for k, f in zip(keys, all_faces, strict=True)})
 

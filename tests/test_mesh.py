@@ -12,7 +12,12 @@ from mesh_shapes import MIRRORED, ROTATED, nested_spheres
 
 from cardioplan.errors import InputError, MeshError
 from cardioplan.mesh import build_surfaces, mesh_quality
-from cardioplan.mesh.geometry import area_and_volume, edge_topology, enclosed_volume
+from cardioplan.mesh.geometry import (
+    area_and_volume,
+    edge_topology,
+    enclosed_volume,
+    group_equal_rows,
+)
 from cardioplan.mesh.surfaces import MIN_TRIANGLES, allocate_budget
 
 CENTRE = np.array((3.2, -4.1, 10.3))
@@ -137,6 +142,22 @@ def test_area_and_volume_of_a_cube_far_from_the_origin():
     assert volume == pytest.approx(6000, rel=1e-6)
     assert volume == pytest.approx(enclosed_volume(points, faces), rel=1e-9)
     assert area_and_volume(points, faces[:, ::-1])[1] == pytest.approx(-6000, rel=1e-6)
+
+
+def test_hashed_grouping_finds_the_same_vertex_groups_even_when_hashes_collide():
+    rng = np.random.default_rng(0)
+    points = rng.random((5000, 3))
+    points = np.concatenate([points, points[:700], [[0.0, -0.0, 0.0], [0.0, 0.0, 0.0]]])
+    # two different rows with the same hash: bits (0, 1, c - K) and (0, 0, c), K the y factor
+    one = np.float64(1.0).view(np.int64)
+    colliding = np.array([[0, 1, one - 0x27D4EB2F165667C5], [0, 0, one]], dtype=np.int64)
+    for rows in (points, np.concatenate([points, colliding.view(np.float64)])):
+        first, inverse = group_equal_rows(rows)
+        fast_first, fast_inverse = group_equal_rows(rows, sorted_groups=False)
+        assert len(fast_first) == len(first) == len(rows) - 701
+        assert np.array_equal(rows[fast_first][fast_inverse], rows + 0.0)
+        # the same partition: every sorted group is exactly one hashed group
+        assert len(set(zip(inverse.tolist(), fast_inverse.tolist(), strict=True))) == len(first)
 
 
 def test_composite_is_union_of_members(spheres):

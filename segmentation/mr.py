@@ -69,6 +69,8 @@ _MYO_THICKNESS_FACTOR = 2.0
 _APEX_GROWTH_MM = 3.0
 _NECK_MM = 2.0
 _REFINE_MM = 3.0
+_EPI_EDGE_PCT = 80.0
+_EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
 
@@ -370,7 +372,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         _limit_to_lv_slices(out, thick)
     if "myocardium" in wanted:
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
-        out = _myocardium(smooth, out, myo_clicks, spacing, thick, thr)
+        out = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
     return out
 
 
@@ -572,8 +574,9 @@ def _disk(radius_mm: float, spacing_yx: Sequence[float]) -> np.ndarray:
     return (y * spacing_yx[0]) ** 2 + (x * spacing_yx[1]) ** 2 <= radius_mm ** 2 + 1e-6
 
 
-def _myocardium(smooth: np.ndarray, labels: np.ndarray, clicks: list[tuple[int, int, int]],
-                spacing: tuple[float, ...], thick: int | None, thr: float) -> np.ndarray:
+def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
+                clicks: list[tuple[int, int, int]], spacing: tuple[float, ...],
+                thick: int | None, thr: float) -> np.ndarray:
     """Add the left-ventricular wall around the cavity.
 
     The wall is the band of myocardial intensity around the cavity: darker than blood (below
@@ -581,7 +584,10 @@ def _myocardium(smooth: np.ndarray, labels: np.ndarray, clicks: list[tuple[int, 
     myocardial level comes from the myocardium click (or from the band just outside the cavity)
     and the thickness limit from the click's depth: the simulated click sits mid-wall, so the
     wall is about twice as thick there.  Per slice the band is closed (2 mm) so that it
-    follows the cavity as a ring, and it never covers another structure.
+    follows the cavity as a ring, and it never covers another structure.  Beyond
+    ``_EPI_MIN_MM`` from the cavity, strong edges (gradient above the region's
+    ``_EPI_EDGE_PCT`` percentile) are the epicardium: the band stops there instead of running
+    on into neighbouring tissue of the same grey (liver, chest wall).
     """
     lv = labels == LABELS.value_of("left_ventricle")
     if not lv.any():
@@ -597,6 +603,8 @@ def _myocardium(smooth: np.ndarray, labels: np.ndarray, clicks: list[tuple[int, 
     floor = level - 0.5 * (level - float(np.percentile(smooth, 2)))
     free = labels == 0
     band = (dist > 0) & (dist <= t) & free & (smooth <= thr) & (smooth >= floor)
+    edge = (grad > float(np.percentile(grad, _EPI_EDGE_PCT))) & (dist > _EPI_MIN_MM)
+    band &= ~edge
     in_plane = [s for ax, s in enumerate(spacing) if ax != thick]
     close = _disk(2.0, in_plane) if thick is not None else None
 

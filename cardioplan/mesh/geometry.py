@@ -137,11 +137,9 @@ def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unit vertex normals, the area-weighted mean of the adjacent triangles' normals."""
     a, b, c = _corners(points, faces)
     face_n = np.cross(b - a, c - a)  # length = 2 * area: area weighting for free
-    normals = np.zeros_like(points, dtype=float)
-    for k in range(3):
-        for axis in range(3):
-            normals[:, axis] += np.bincount(faces[:, k], weights=face_n[:, axis],
-                                            minlength=len(points))
+    corner = np.asarray(faces).T.ravel()  # every triangle's first corners, then second, third
+    normals = np.stack([np.bincount(corner, weights=np.tile(face_n[:, axis], 3),
+                                    minlength=len(points)) for axis in range(3)], axis=1)
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     return normals / np.where(length > 0, length, 1.0)
 

@@ -630,7 +630,8 @@ def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None
     by how round it is (minor/major axis ratio of its second moments), how convex (solidity),
     and how completely a mid-grey wall surrounds it (the LV's ring of myocardium, 1.5-6 mm out,
     darker than blood but not black like lung),
-    with a mild preference for the image centre where cine planning puts the heart.  A blob's
+    with a preference for the image centre, where cine planning puts the heart (falling linearly
+    to 0 at the middle of the image edges).  A blob's
     score adds the best overlapping blob's score in each neighbouring slice, so the winner is
     round, walled and consistent through the stack.  The click is the winner's deepest point.
     """
@@ -703,5 +704,5 @@ def _lv_score(comp: np.ndarray, smooth: np.ndarray, thr: float, band_in: np.ndar
     ny, nx = comp.shape
     cy, cx = np.argwhere(comp).mean(0)
     off = np.hypot((cy - ny / 2) / (ny / 2), (cx - nx / 2) / (nx / 2))
-    central = max(0.0, 1.0 - 0.5 * off)
+    central = max(0.0, 1.0 - off)
     return roundness * solidity * (walled * muscle) ** 2 * central

@@ -10,20 +10,24 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    correction fitted on a ~4 mm copy (``bias_correction``; off by default, measured no gain).
 2. Crop to the clicks +- 60 mm; Gaussian smoothing in-plane only for stacks; sub-millimetre 3D
    volumes are segmented on a ~1.2 mm grid and interpolated back.
-3. Blood threshold half-way between the dark tissue and the dimmest clicked cavity; clicks on
-   papillary muscles move to the nearest deep blood.  Clearly dark voxels and blood regions
+3. Blood threshold half-way (0.35 of the way in 3D volumes and single slices) from the dark
+   tissue to the dimmest clicked cavity; clicks on papillary muscles move to the nearest deep
+   blood.  Clearly dark voxels and blood regions
    holding no click are the background marker.
 4. The clicked structures grow together (:func:`segmentation.seeded.grow_from_seeds`: geodesic
    competition on the gradient magnitude), slice by slice in thick-slice stacks.
 5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
-   left ventricle of a short-axis stack is its per-slice convex hull plus one voxel (papillary
+   left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
+   and its wall, then taken as its per-slice convex hull plus one voxel (papillary
    muscles and trabeculae count as cavity).  Then the shared post-processing
    (:func:`segmentation.postprocess.clean_labels`: islands, holes, label-aware smoothing,
    minimum size, a warning for every requested structure that came out empty).
 6. ``myocardium``: the band of myocardial intensity around the left-ventricular cavity, within a
-   thickness learned from the myocardium click (twice its depth) or 10 mm.
+   thickness learned from the myocardium click (twice its depth) or 10 mm, stopped at the
+   epicardium's strong edges.
 7. Without a ``left_ventricle`` seed in a short-axis stack, the LV is found automatically: the
-   roundest, most convex, best-walled bright blob of the mid slices, consistent between slices.
+   roundest, most convex, most central bright blob of the mid slices with a mid-grey wall,
+   consistent between slices.
 
 Examples
 --------

@@ -20,26 +20,20 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from cardioplan.dicom import TRANSFER_SYNTAXES, write_series
 from cardioplan.fileio import atomic_path
 from cardioplan.labels import LABELS
 from cardioplan.phantom import make_phantom
 from cardioplan.seeds import Seed, write_seeds
+from segmentation.seeded import deepest_point
 
 REPO = Path(__file__).resolve().parents[1]
 CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 
 
-def deepest_point(labels: sitk.Image, name: str) -> tuple[float, float, float]:
-    """Physical point (LPS mm) of the maximum of the structure's distance transform."""
-    arr = sitk.GetArrayViewFromImage(labels) == LABELS.value_of(name)
-    dist = ndimage.distance_transform_edt(arr, sampling=labels.GetSpacing()[::-1])
-    z, y, x = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    point = labels.TransformIndexToPhysicalPoint((int(x), int(y), int(z)))
+def _round_point(point: tuple[float, float, float]) -> tuple[float, float, float]:
     return tuple(round(float(c), 2) for c in point)  # type: ignore[return-value]
 
 
@@ -75,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                          patient_name="PHANTOM^CARDIOPLAN", patient_id="CP-PHANTOM-0001",
                          study_date="20000101", file_prefix="CT")
     write_labels_deterministic(labels, args.out / "labels.nii.gz")
-    seeds = [Seed(name, deepest_point(labels, name)) for name in CHAMBERS]
+    seeds = [Seed(name, _round_point(deepest_point(labels == LABELS.value_of(name))))
+             for name in CHAMBERS]
     write_seeds(args.out / "seeds.json", seeds)
     total = sum(f.stat().st_size for f in files)
     total += (args.out / "labels.nii.gz").stat().st_size

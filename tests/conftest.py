@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -27,3 +30,15 @@ def shared_data() -> Path:
 def sample_data() -> Path:
     """The bundled synthetic phantom (``sample_data/``)."""
     return SAMPLE_DATA
+
+
+@pytest.fixture(scope="session")
+def validation_script() -> ModuleType:
+    """``scripts/validate_segmentation.py`` imported as a module (its protocol is tested)."""
+    spec = importlib.util.spec_from_file_location("validate_segmentation",
+                                                  REPO / "scripts" / "validate_segmentation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("validate_segmentation", module)
+    spec.loader.exec_module(module)
+    return module

@@ -6,9 +6,6 @@ regression fails CI without making the suite flaky.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -120,19 +117,8 @@ def test_la2018_left_atrium_from_one_click(shared_data):
     assert set(np.unique(sitk.GetArrayViewFromImage(labels))) == {0, LABELS["left_atrium"].value}
 
 
-def _validation_module():
-    from conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("validate_segmentation",
-                                                  REPO / "scripts" / "validate_segmentation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("validate_segmentation", module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_hvsmr_slice_with_six_structures(shared_data):
-    v = _validation_module()
+def test_hvsmr_slice_with_six_structures(shared_data, validation_script):
+    v = validation_script
     folder = shared_data / "mri" / "hvsmr2_png"
     image, ref = v.hvsmr_slice(folder / "images" / "10001_121.png",
                                folder / "masks" / "10001_121.png")

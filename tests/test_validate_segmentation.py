@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from conftest import REPO
 
 
 @pytest.fixture(scope="module")
-def v():
-    spec = importlib.util.spec_from_file_location("validate_segmentation",
-                                                  REPO / "scripts" / "validate_segmentation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("validate_segmentation", module)
-    spec.loader.exec_module(module)
-    return module
+def v(validation_script):
+    return validation_script
 
 
 def test_simulated_clicks_are_the_deepest_interior_points(v):

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
                               "hd95_mm": _round(scores.get(name, {}).get("hd95_mm"))}
                        for name, info in case.structures.items()},
         "triangles": None if meshes is None else meshes.get("triangles"),
-        "snapshot": None if snapshot is None else str(snapshot),
+        "snapshot": None if snapshot is None else str(snapshot.resolve()),
         "report": None if report is None else str(report),
         "warnings": list(result.warnings),
         "seconds": timings,

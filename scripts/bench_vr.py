@@ -54,31 +54,22 @@ def make_case(path: Path, triangles: int) -> int:
     import pyvista as pv
 
     from cardioplan.case import Case
-    from cardioplan.fileio import write_json_atomic
-    from cardioplan.labels import LABELS
+    from cardioplan.mesh import write_meshes
 
     with Case.create(path):
         pass
     per = triangles / len(STRUCTURES)
     res = int(np.sqrt(per / 2)) + 2
-    entries, total = [], 0
     rng = np.random.default_rng(1)
+    surfaces = {}
     for i, name in enumerate(STRUCTURES):
         centre = rng.uniform(-30, 30, size=3)
         radius = 12.0 + 3 * (i % 3)
-        s = pv.Sphere(radius=radius, center=centre, theta_resolution=res,
-                      phi_resolution=res).compute_normals()
-        (path / "meshes").mkdir(exist_ok=True)
-        s.save(path / "meshes" / f"{name}.vtp")
-        total += s.n_cells
-        lab = LABELS[name]
-        entries.append({"name": name, "display_name": lab.display_name,
-                        "label_values": [lab.value], "color": list(lab.color),
-                        "file": f"{name}.vtp", "triangles": int(s.n_cells)})
-    write_json_atomic(path / "meshes" / "index.json", {
-        "schema": "cardioplan.meshes", "schema_version": 1, "space": "LPS", "units": "mm",
-        "structures": entries})
-    return total
+        surfaces[name] = pv.Sphere(radius=radius, center=centre, theta_resolution=res,
+                                   phi_resolution=res).compute_normals()
+    entries = write_meshes(Case.open(path), surfaces, target="bench", budget=None,
+                           smoothing="none")
+    return sum(e["triangles"] for e in entries)
 
 
 def baseline_loop(frames: int) -> list[float]:

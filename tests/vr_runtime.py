@@ -252,22 +252,12 @@ def make_mesh_case(path: Path, spheres: dict[str, tuple[tuple[float, float, floa
     import pyvista as pv
 
     from cardioplan.case import Case
-    from cardioplan.fileio import write_json_atomic
-    from cardioplan.labels import LABELS
+    from cardioplan.mesh import write_meshes
 
     with Case.create(path):
         pass
-    entries = []
-    for name, (centre, radius) in spheres.items():
-        s = pv.Sphere(radius=radius, center=centre, theta_resolution=resolution,
-                      phi_resolution=resolution).compute_normals(auto_orient_normals=True)
-        write_mesh(path, name, s)
-        lab = LABELS[name]
-        entries.append({"name": name, "display_name": lab.display_name,
-                        "label_values": [lab.value], "color": list(lab.color),
-                        "file": f"{name}.vtp", "triangles": int(s.n_cells)})
-    write_json_atomic(path / "meshes" / "index.json", {
-        "schema": "cardioplan.meshes", "schema_version": 1, "space": "LPS", "units": "mm",
-        "target": "test", "budget": 0, "smoothing": "none", "created": "2026-01-01T00:00:00Z",
-        "structures": entries})
+    surfaces = {name: pv.Sphere(radius=radius, center=centre, theta_resolution=resolution,
+                                phi_resolution=resolution).compute_normals(auto_orient_normals=True)
+                for name, (centre, radius) in spheres.items()}
+    write_meshes(Case.open(path), surfaces, target="test", budget=None, smoothing="none")
     return path

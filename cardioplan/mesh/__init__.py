@@ -23,8 +23,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["build_surfaces", "mesh_quality", "mesh_case", "read_case_meshes", "TARGETS",
-           "SMOOTHING", "resolve_structures"]
+__all__ = ["build_surfaces", "mesh_quality", "mesh_case", "write_meshes", "read_case_meshes",
+           "TARGETS", "SMOOTHING", "resolve_structures"]
 
 _WHERE = {
     "build_surfaces": "surfaces",
@@ -32,6 +32,7 @@ _WHERE = {
     "SMOOTHING": "surfaces",
     "mesh_quality": "quality",
     "mesh_case": "case_meshes",
+    "write_meshes": "case_meshes",
     "read_case_meshes": "case_meshes",
     "resolve_structures": "select",
 }

@@ -49,10 +49,11 @@ import pyvista as pv
 from cardioplan.case import Case, utc_now
 from cardioplan.errors import CaseError, OutputError
 from cardioplan.fileio import atomic_path, read_json, write_json_atomic
+from cardioplan.labels import LABELS
 from cardioplan.mesh.select import label_counts
 from cardioplan.progress import progress
 
-__all__ = ["mesh_case", "read_case_meshes", "read_mesh_index", "INDEX_FILE",
+__all__ = ["mesh_case", "write_meshes", "read_case_meshes", "read_mesh_index", "INDEX_FILE",
            "INDEX_SCHEMA_VERSION"]
 
 log = logging.getLogger(__name__)
@@ -120,23 +121,8 @@ def mesh_case(case: Case, *, target: str = "pcvr", budget: int | None = None,
         q["smoothing_volume_change_pct"] = round(
             float(surface.field_data["smoothing_volume_change_pct"][0]), 3)
         quality[name] = q
-    entries = _write_meshes(case, surfaces)
-    old = _old_files(index_path)
-    index = {
-        "schema": "cardioplan.meshes",
-        "schema_version": INDEX_SCHEMA_VERSION,
-        "space": "LPS",
-        "units": "mm",
-        "target": target,
-        "budget": total_budget,
-        "smoothing": smoothing,
-        "created": utc_now(),
-        "labels_sha256": _sha256(case.labels_path),
-        "structures": entries,
-    }
-    write_json_atomic(index_path, index)
-    for stale in old - {e["file"] for e in entries}:
-        (case.meshes_dir / stale).unlink(missing_ok=True)
+    entries = write_meshes(case, surfaces, target=target, budget=total_budget,
+                           smoothing=smoothing, labels_sha256=_sha256(case.labels_path))
     seconds = round(time.perf_counter() - started, 3)
     summary = {
         "target": target,
@@ -161,7 +147,22 @@ def mesh_case(case: Case, *, target: str = "pcvr", budget: int | None = None,
     return summary
 
 
-def _write_meshes(case: Case, surfaces: dict[str, pv.PolyData]) -> list[dict[str, Any]]:
+def write_meshes(case: Case, surfaces: dict[str, pv.PolyData], *, target: str,
+                 budget: int | None, smoothing: str,
+                 labels_sha256: str | None = None) -> list[dict[str, Any]]:
+    """Write ``meshes/<name>.vtp`` and ``meshes/index.json`` atomically; drop stale files.
+
+    The one writer of the mesh index format.  Names, colours and label values come from the
+    surfaces' field data (set by :func:`~cardioplan.mesh.surfaces.build_surfaces`), else from
+    the label table (surfaces made by other means, e.g. in benchmarks).
+
+    Returns
+    -------
+    list of dict
+        The index entries, one per structure.
+    """
+    index_path = case.meshes_dir / INDEX_FILE
+    old = _old_files(index_path)
     entries = []
     for name, surface in surfaces.items():
         path = case.meshes_dir / f"{name}.vtp"
@@ -170,15 +171,36 @@ def _write_meshes(case: Case, surfaces: dict[str, pv.PolyData]) -> list[dict[str
                 surface.save(tmp, binary=True)
             except (OSError, ValueError) as exc:
                 raise OutputError(f"could not write {path}: {exc}") from exc
-        entries.append({
-            "name": name,
-            "display_name": str(surface.field_data["display_name"][0]),
-            "label_values": [int(v) for v in surface.field_data["label_values"]],
-            "color": [int(c) for c in surface.field_data["color"]],
-            "file": path.name,
-            "triangles": int(surface.n_cells),
-        })
+        entries.append({"name": name, **_identity(name, surface), "file": path.name,
+                        "triangles": int(surface.n_cells)})
+    index = {
+        "schema": "cardioplan.meshes",
+        "schema_version": INDEX_SCHEMA_VERSION,
+        "space": "LPS",
+        "units": "mm",
+        "target": target,
+        "budget": budget,
+        "smoothing": smoothing,
+        "created": utc_now(),
+        "labels_sha256": labels_sha256,
+        "structures": entries,
+    }
+    write_json_atomic(index_path, index)
+    for stale in old - {e["file"] for e in entries}:
+        (case.meshes_dir / stale).unlink(missing_ok=True)
     return entries
+
+
+def _identity(name: str, surface: pv.PolyData) -> dict[str, Any]:
+    """Display name, label values and colour of a surface: its field data, else the table."""
+    fd = surface.field_data
+    if "label_values" in fd:
+        return {"display_name": str(fd["display_name"][0]),
+                "label_values": [int(v) for v in fd["label_values"]],
+                "color": [int(c) for c in fd["color"]]}
+    lab = LABELS[name]
+    return {"display_name": lab.display_name, "label_values": [lab.value],
+            "color": list(lab.color)}
 
 
 def _sha256(path: Path) -> str:

@@ -19,7 +19,8 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
 5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
    left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary
-   muscles and trabeculae count as cavity).  Then the shared post-processing
+   muscles and trabeculae count as cavity) of the one blob that continues the neighbouring
+   slice's cavity, swept outwards from the click.  Then the shared post-processing
    (:func:`segmentation.postprocess.clean_labels`: islands, holes, label-aware smoothing,
    minimum size, a warning for every requested structure that came out empty).
 6. ``myocardium``: the band of myocardial intensity around the left-ventricular cavity, within a
@@ -74,6 +75,7 @@ _APEX_GROWTH_MM = 3.0
 _NECK_MM = 2.0
 _REFINE_MM = 3.0
 _EPI_EDGE_PCT = 80.0
+_LV_NECK_MM = 2.0
 _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
@@ -370,7 +372,9 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = component_at(grown == v, [p for s, p in blood_clicks if s == name])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if name == "left_ventricle" and thick is not None:
-            mask = _lv_cavity(_refine_cavity(smooth, mask, spacing, thick), thick) & ~others
+            lv_clicks = [p for s, p in blood_clicks if s == name]
+            mask = _refine_cavity(smooth, mask, spacing, thick)
+            mask = _lv_cavity(mask, lv_clicks, spacing, thick) & ~others
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
@@ -380,13 +384,44 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
     return out
 
 
-def _lv_cavity(mask: np.ndarray, thick: int) -> np.ndarray:
-    """Left-ventricular cavity of a short-axis stack: per slice, the convex hull of the blood
-    plus a one-voxel rim, so papillary muscles and trabeculae count as cavity (the usual
-    convention of cine-MR volumetry and of the ACDC/Kaggle references) and the border sits on
-    the compact wall rather than at the blood's half-maximum."""
-    hull = _per_slice(_convex_hull_2d, mask, thick)
-    return _per_slice(ndi.binary_dilation, hull, thick)
+def _lv_cavity(mask: np.ndarray, clicks: list[tuple[int, int, int]],
+               spacing: tuple[float, ...], thick: int) -> np.ndarray:
+    """Left-ventricular cavity of a short-axis stack: per slice, one compact blob, and its
+    convex hull plus a one-voxel rim.
+
+    The hull makes papillary muscles and trabeculae count as cavity (the usual convention of
+    cine-MR volumetry and of the ACDC/Kaggle references) and puts the border on the compact
+    wall rather than at the blood's half-maximum.  It would also span any strand of blood that
+    leaked through the wall (into the right ventricle or apical fat), so first each slice keeps
+    only the blob (split at necks < ``_LV_NECK_MM``) that continues the cavity of its
+    neighbour towards the click -- slices are swept outwards from the clicked one, which is
+    kept whole -- and a slice whose blood continues nothing is empty, as are those beyond it.
+    """
+    sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
+    neck = _disk(_LV_NECK_MM, sp2)
+    m3 = np.moveaxis(mask, thick, 0)
+    out = np.zeros_like(m3)
+    z0s = sorted({p[thick] for p in clicks})
+    order = sorted(range(m3.shape[0]), key=lambda z: min(abs(z - h) for h in z0s))
+    for z in order:
+        m = m3[z]
+        if m.any() and z not in z0s:
+            nearest = min(z0s, key=lambda h: abs(h - z))
+            m = _continuing_blob(m, out[z - 1 if z > nearest else z + 1], neck)
+        if m.any():
+            out[z] = ndi.binary_dilation(_convex_hull_2d(m))
+    return np.moveaxis(out, 0, thick)
+
+
+def _continuing_blob(mask: np.ndarray, parent: np.ndarray, neck: np.ndarray) -> np.ndarray:
+    """The blob of a 2D mask (split at necks narrower than ``neck``, its opened-away rim given
+    back) that overlaps ``parent`` most; empty when none does."""
+    opened = ndi.binary_opening(mask, neck)
+    lab, n = ndi.label(opened if opened.any() else mask)
+    overlap = np.bincount(lab[parent], minlength=n + 1)[1:]
+    if n == 0 or overlap.max() == 0:
+        return np.zeros_like(mask)
+    return mask & ndi.binary_dilation(lab == int(np.argmax(overlap)) + 1, neck)
 
 
 def _refine_cavity(smooth: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],

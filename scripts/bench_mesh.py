@@ -45,7 +45,6 @@ from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData  # noqa: E40
 from cardioplan.labels import LABELS  # noqa: E402
 from cardioplan.mesh import build_surfaces, mesh_quality  # noqa: E402
 from cardioplan.mesh.geometry import mask_bbox  # noqa: E402
-from cardioplan.mesh.select import label_counts  # noqa: E402
 from cardioplan.mesh.surfaces import SMOOTHING, TARGETS, _smooth  # noqa: E402
 
 STRUCTURES = ["left_ventricle", "right_ventricle", "left_atrium", "right_atrium", "myocardium",
@@ -86,9 +85,8 @@ def make_labels(scale: float = 1.0) -> sitk.Image:
 
 def cardioplan_pipeline(labels: sitk.Image, budget: int) -> dict[str, dict]:
     surfaces = build_surfaces(labels, structures=STRUCTURES, budget=budget)
-    counts = label_counts(labels)
     return {name: mesh_quality(s, labels, list(s.field_data["label_values"]), distances=False,
-                               voxel_count=int(counts[s.field_data["label_values"]].sum()))
+                               voxel_count=int(s.field_data["voxels"][0]))
             for name, s in surfaces.items()}
 
 

@@ -50,7 +50,6 @@ from cardioplan.case import Case, utc_now
 from cardioplan.errors import CaseError, OutputError
 from cardioplan.fileio import atomic_path, read_json, write_json_atomic
 from cardioplan.labels import LABELS
-from cardioplan.mesh.select import label_counts
 from cardioplan.progress import progress
 
 __all__ = ["mesh_case", "write_meshes", "read_case_meshes", "read_mesh_index", "INDEX_FILE",
@@ -112,12 +111,12 @@ def mesh_case(case: Case, *, target: str = "pcvr", budget: int | None = None,
     surfaces = build_surfaces(labels, structures=structures, target=target, budget=budget,
                               smoothing=smoothing)
     quality: dict[str, dict[str, Any]] = {}
-    counts = label_counts(labels)
     for name in progress(surfaces, desc="checking meshes", total=len(surfaces),
                          unit="structure"):
         surface = surfaces[name]
         values = [int(v) for v in surface.field_data["label_values"]]
-        q = mesh_quality(surface, labels, values, voxel_count=int(counts[values].sum()))
+        q = mesh_quality(surface, labels, values,
+                         voxel_count=int(surface.field_data["voxels"][0]))
         q["smoothing_volume_change_pct"] = round(
             float(surface.field_data["smoothing_volume_change_pct"][0]), 3)
         quality[name] = q

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 
 __all__ = ["index_to_physical", "grid_matrix", "enclosed_volume", "surface_area",
            "area_and_volume", "edge_topology", "undirected_edge_keys", "vertex_normals",
-           "compact", "mask_bbox", "unique_counts", "group_equal_rows"]
+           "compact", "mask_bbox", "split_quads", "unique_counts", "group_equal_rows"]
 
 
 def grid_matrix(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -114,15 +114,15 @@ def edge_topology(faces: np.ndarray) -> dict[str, bool | int]:
 
 
 def _edge_ends(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end vertex of every triangle edge (0-1, 1-2, 2-0), all first edges first."""
-    return (np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]]),
-            np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]]))
+    """Start and end vertex of every polygon edge (0-1, 1-2, ..., last-0), all first edges first."""
+    return faces.T.ravel(), np.concatenate([faces[:, 1:].T.ravel(), faces[:, 0]])
 
 
 def undirected_edge_keys(faces: np.ndarray, n_points: int) -> np.ndarray:
-    """One int64 key per triangle edge, equal for both directions: ``low * n_points + high``.
+    """One int64 key per polygon edge, equal for both directions: ``low * n_points + high``.
 
-    Edge ``k`` of triangle ``i`` is at ``k * len(faces) + i``.
+    ``faces`` are triangles or quads (one polygon per row); edge ``k`` of polygon ``i`` is at
+    ``k * len(faces) + i``.
 
     Examples
     --------
@@ -153,13 +153,41 @@ def compact(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[list[int], list[int]]:
-    """``(lo, hi)`` array-order (z, y, x) bounds of the true voxels; ``hi`` is exclusive."""
-    lo, hi = [], []
-    for axis in range(3):
-        idx = np.nonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))[0]
-        lo.append(int(idx[0]))
-        hi.append(int(idx[-1]) + 1)
-    return lo, hi
+    """``(lo, hi)`` array-order (z, y, x) bounds of the nonzero voxels; ``hi`` is exclusive.
+
+    ``mask`` is a 3D boolean or integer array with at least one nonzero voxel.  One pass over
+    the array (its projection along z), then one over the (y, x) box only.
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 5, 6), dtype=np.uint8); m[1, 2:4, 3] = 7
+    >>> mask_bbox(m)
+    ([1, 2, 3], [2, 4, 4])
+    """
+    yx = mask.max(axis=0)
+    ys, xs = np.flatnonzero(yx.max(axis=1)), np.flatnonzero(yx.max(axis=0))
+    zs = np.flatnonzero(mask[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1].max(axis=(1, 2)))
+    return [int(zs[0]), int(ys[0]), int(xs[0])], [int(zs[-1]) + 1, int(ys[-1]) + 1,
+                                                  int(xs[-1]) + 1]
+
+
+def split_quads(points: np.ndarray, quads: np.ndarray) -> np.ndarray:
+    """Triangles of quads, each split along its shorter diagonal, keeping the winding.
+
+    Returns ``(2 * len(quads), 3)`` triangles: rows ``2i`` and ``2i + 1`` are quad ``i``.
+
+    Examples
+    --------
+    >>> pts = np.array([[0., 0, 0], [2, 0, 0], [2, 1, 0], [0, 1, 0]])
+    >>> split_quads(pts, np.array([[0, 1, 2, 3]])).tolist()
+    [[0, 1, 2], [0, 2, 3]]
+    """
+    a, b, c, d = (points[quads[:, k]] for k in range(4))
+    short = np.einsum("ij,ij->i", c - a, c - a) <= np.einsum("ij,ij->i", d - b, d - b)
+    triangles = np.empty((len(quads), 2, 3), dtype=quads.dtype)
+    triangles[:, 0] = np.where(short[:, None], quads[:, :3], quads[:, [0, 1, 3]])
+    triangles[:, 1] = np.where(short[:, None], quads[:, [0, 2, 3]], quads[:, 1:])
+    return triangles.reshape(-1, 3)
 
 
 def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

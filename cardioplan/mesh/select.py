@@ -68,7 +68,7 @@ def check_label_image(labels: sitk.Image) -> None:
     if labels.GetPixelID() not in _INTEGER_PIXELS:
         raise InputError(f"a label map must hold integers, got {labels.GetPixelIDTypeAsString()}")
     arr = sitk.GetArrayViewFromImage(labels)
-    if arr.size and (arr.min() < 0 or arr.max() > 255):
+    if arr.dtype != np.uint8 and arr.size and (arr.min() < 0 or arr.max() > 255):
         raise InputError("label values must be in 0..255 (uint8 label map)")
 
 
@@ -77,15 +77,15 @@ def label_counts(labels: sitk.Image) -> np.ndarray:
     arr = sitk.GetArrayViewFromImage(labels)
     if arr.dtype != np.uint8:
         arr = arr.astype(np.uint8)
-    nonzero = arr != 0
     counts = np.zeros(256, dtype=np.int64)
-    n = int(np.count_nonzero(nonzero))
-    counts[0] = arr.size - n
-    if n:  # count inside the bounding box of the labels only: the heart is a small part
-        box = tuple(slice(lo, hi) for lo, hi in zip(*mask_bbox(nonzero), strict=True))
-        counts[1:] = np.bincount(arr[box].ravel(), minlength=256)[1:]
+    if not arr.any():
+        counts[0] = arr.size
+        return counts
+    # count inside the bounding box of the labels only: the heart is a small part
+    box = arr[tuple(slice(lo, hi) for lo, hi in zip(*mask_bbox(arr), strict=True))]
+    counts[:] = np.bincount(box.ravel(), minlength=256)
+    counts[0] += arr.size - box.size
     return counts
-
 
 
 def resolve_structures(labels: sitk.Image, *, structures: Sequence[str] | None = None,

@@ -21,8 +21,9 @@ How (measured choices, see ``docs/meshes.md``):
    :data:`MIN_TRIANGLES` per structure.
 
 Output is physical LPS millimetres, outward normals (point array ``Normals``), and field data
-``structure``, ``display_name``, ``label_values``, ``color``, ``voxel_volume_ml``,
-``smoothing_volume_change_pct`` and ``space`` (``LPS``).
+``structure``, ``display_name``, ``label_values``, ``color``, ``voxels`` (the structure's voxel
+count in the label map), ``voxel_volume_ml``, ``smoothing_volume_change_pct`` and ``space``
+(``LPS``).
 
 Examples
 --------
@@ -62,10 +63,10 @@ from cardioplan.labels import LABELS, LabelTable  # noqa: E402
 from cardioplan.mesh.geometry import (  # noqa: E402
     compact,
     edge_topology,
-    enclosed_volume,
     grid_matrix,
     group_equal_rows,
     mask_bbox,
+    split_quads,
     undirected_edge_keys,
     unique_counts,
     vertex_normals,
@@ -93,11 +94,14 @@ is for a workstation GPU, ``print`` keeps full resolution for 3D printing."""
 
 SMOOTHING: dict[str, tuple[int, float] | None] = {
     "none": None,
-    "light": (15, 0.1),
-    "standard": (30, 0.02),
+    "light": (15, 0.04),
+    "standard": (30, 0.01),
     "strong": (60, 0.005),
 }
-"""Smoothing presets: windowed-sinc ``(iterations, pass band)``; ``none`` keeps voxel steps."""
+"""Smoothing presets: windowed-sinc ``(iterations, pass band)``; ``none`` keeps voxel steps.
+
+The pass bands are for the quad net (four grid neighbours per vertex), chosen on analytic
+spheres of radius 4-40 voxels (``docs/meshes.md``)."""
 
 MIN_TRIANGLES = 256
 """Fewest triangles a decimated structure keeps (fewer lose its shape)."""
@@ -113,6 +117,8 @@ class _Net:
 
     points: np.ndarray
     patches: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    volumes: dict[tuple[int, int], float] = field(default_factory=dict)
+    """Each patch's share of the enclosed volumes (before decimation), one common centre."""
 
 
 def build_surfaces(labels: sitk.Image, *, structures: Sequence[str] | None = None,
@@ -174,10 +180,8 @@ def build_surfaces(labels: sitk.Image, *, structures: Sequence[str] | None = Non
     for s in chosen:
         if not members[s.name]:
             raise MeshError(f"no surface could be extracted for {s.name}")
-    centre = net.points.mean(axis=0)
-    shares = {p: enclosed_volume(net.points, f, centre=centre) for p, f in net.patches.items()}
-    full_volume = {s.name: sum(-shares[p] if flip else shares[p] for p, flip in members[s.name])
-                   for s in chosen}
+    full_volume = {s.name: sum(-net.volumes[p] if flip else net.volumes[p]
+                               for p, flip in members[s.name]) for s in chosen}
     if total_budget is not None:
         net = _decimate(net, members, total_budget)
     surfaces = {}
@@ -224,50 +228,69 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
                smoothing: tuple[int, float] | None) -> tuple[_Net, float, int]:
     """Surface-net of the crop around the chosen structures, in physical space.
 
+    The net is extracted, checked and smoothed as quads (a quad's diagonal is no edge of the
+    smoothing, so each vertex has its four grid neighbours); each quad is then split along its
+    shorter diagonal in physical space.
+
     Returns the net, the voxel volume (mm3) and the number of voxels relabelled to make every
     surface a closed 2-manifold (see :func:`_manifold_net`).
     """
     arr = sitk.GetArrayViewFromImage(labels)
     wanted = sorted({v for s in chosen for v in s.values})
-    if len(wanted) == int((counts[1:] > 0).sum()):
-        mask = arr != 0
+    everything = len(wanted) == int((counts[1:] > 0).sum())
+    if everything:
+        lo, hi = mask_bbox(arr)
     else:
         mask = np.zeros(arr.shape, dtype=bool)
         for v in wanted:
             mask |= arr == v
-    lo, hi = mask_bbox(mask)
+        lo, hi = mask_bbox(mask)
     crop = np.pad(np.ascontiguousarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]],
                                        dtype=np.uint8), 1)
-    present = [int(v) for v in np.nonzero(np.bincount(crop.ravel(), minlength=256))[0] if v]
+    in_crop = counts if everything else np.bincount(crop.ravel(), minlength=256)
+    present = [int(v) for v in np.flatnonzero(in_crop[1:]) + 1]
     poly, relabelled = _manifold_net(crop, present, [s.values for s in chosen])
-    faces = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
+    quads = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 4).astype(np.int64)
     pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
     points = vtk_to_numpy(poly.GetPoints().GetData()).astype(np.float64)
     matrix, origin = grid_matrix(labels)
-    mirrored = np.linalg.det(matrix) < 0  # a mirroring grid turns the triangles inside out
+    mirrored = bool(np.linalg.det(matrix) < 0)  # a mirroring grid turns the quads inside out
     if smoothing is None:
-        patches = _split_patches(faces[:, ::-1] if mirrored else faces, pairs)
+        quads, keys, bounds = _sort_patches(quads, pairs, mirrored)
     else:
         # VTK releases the GIL while it smooths: the patches are sorted meanwhile
         with ThreadPoolExecutor(max_workers=1) as pool:
             job = pool.submit(_smoothed_points, poly, *smoothing)
-            patches = _split_patches(faces[:, ::-1] if mirrored else faces, pairs)
-            small = _small_pieces(faces, len(points))
+            small = _small_pieces(quads, len(points))
+            quads, keys, bounds = _sort_patches(quads, pairs, mirrored)
             points[~small] = job.result()[~small]
     offset = np.array([lo[2], lo[1], lo[0]], dtype=float) - 1.0  # (x, y, z); pad of 1
     points = (points + offset) @ matrix.T + origin
-    return _Net(points, patches), abs(float(np.linalg.det(matrix))), relabelled
+    triangles = split_quads(points, quads)
+    volumes = np.add.reduceat(_signed_volumes(points, triangles), 2 * bounds[:-1])
+    patches = {k: triangles[2 * b:2 * e] for k, b, e in zip(keys, bounds[:-1], bounds[1:],
+                                                            strict=True)}
+    return (_Net(points, patches, dict(zip(keys, volumes.tolist(), strict=True))),
+            abs(float(np.linalg.det(matrix))), relabelled)
+
+
+def _signed_volumes(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Each triangle's signed volume share relative to the points' mean (they sum to the
+    enclosed volume of any closed set of them)."""
+    centre = points.mean(axis=0)
+    a, b, c = (points[triangles[:, k]] - centre for k in range(3))
+    return np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
 
 
 def _surface_net(crop: np.ndarray, values: list[int], *, allow_empty: bool = False
                  ) -> vtkPolyData:
-    """Unsmoothed multi-label surface net in (x, y, z) index space, with BoundaryLabels."""
+    """Unsmoothed multi-label quad net in (x, y, z) index space, with BoundaryLabels."""
     net = vtkSurfaceNets3D()
     net.SetInputData(vtk_image(crop))
     for i, value in enumerate(values):
         net.SetLabel(i, value)
     net.SetBackgroundLabel(0)
-    net.SetOutputMeshTypeToTriangles()
+    net.SetOutputMeshTypeToQuads()
     net.SmoothingOff()
     net.Update()
     poly = net.GetOutput()
@@ -349,7 +372,7 @@ def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray
     ``sets`` are the label values of each structure (one value, or a composite's members).
 
     Unsmoothed surface-net vertices sit at cell centres (``index + 0.5``): a duplicated vertex,
-    or an edge used by other than two triangles of one structure, marks its cells.
+    or an edge used by other than two quads of one structure, marks its cells.
     """
     points = vtk_to_numpy(poly.GetPoints().GetData())
     cell = np.floor(points).astype(np.int64)
@@ -361,11 +384,11 @@ def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray
     bad_points = np.zeros(len(key), dtype=bool)
     bad_points[order[1:][same]] = True  # every copy of a duplicated vertex
     bad_points[order[:-1][same]] = True
-    faces = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 3).astype(np.int64)
+    quads = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 4).astype(np.int64)
     pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
     n_points = len(points)
-    edge_key = undirected_edge_keys(faces, n_points)
-    side = np.concatenate([pairs, pairs, pairs])
+    edge_key = undirected_edge_keys(quads, n_points)
+    side = np.tile(pairs, (4, 1))
     keys = []
     for i, values in enumerate(sets):
         inside = np.zeros(256, dtype=bool)
@@ -385,11 +408,11 @@ def _small_pieces(faces: np.ndarray, n_points: int) -> np.ndarray:
 
     A low-pass filter removes the whole shape of a piece only a few voxels across (a one-voxel
     island has no low frequencies): it would collapse to a point.  Pieces of the net with fewer
-    than :data:`_SMALL_PIECE` vertices are therefore left unsmoothed.
+    than :data:`_SMALL_PIECE` vertices are therefore left unsmoothed.  ``faces`` are polygons
+    (triangles or quads) of the net.
     """
-    graph = coo_matrix((np.ones(2 * len(faces), dtype=bool),
-                        (np.concatenate([faces[:, 0], faces[:, 1]]),
-                         np.concatenate([faces[:, 1], faces[:, 2]]))),
+    graph = coo_matrix((np.ones(faces[:, 1:].size, dtype=bool),
+                        (faces[:, :-1].ravel(), faces[:, 1:].ravel())),
                        shape=(n_points, n_points))
     _, piece = connected_components(graph, directed=False)
     return np.bincount(piece)[piece] < _SMALL_PIECE
@@ -415,22 +438,25 @@ def _smooth(poly: vtkPolyData, iterations: int, pass_band: float) -> vtkPolyData
     return sinc.GetOutput()
 
 
-def _split_patches(faces: np.ndarray, pairs: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """Group triangles by (low, high) label pair, oriented outward from the low label.
+def _sort_patches(quads: np.ndarray, pairs: np.ndarray, mirrored: bool
+                  ) -> tuple[np.ndarray, list[tuple[int, int]], np.ndarray]:
+    """Sort quads by (low, high) label pair, oriented outward from the low label.
 
-    SurfaceNets3D orients each triangle to face from its first boundary label to the second.
+    SurfaceNets3D orients each polygon to face from its first boundary label to the second (on
+    a mirroring grid, the other way).  Returns the sorted quads, the pairs, and the bounds of
+    each pair's run (``bounds[i]:bounds[i + 1]``).
     """
-    low, high = pairs.min(axis=1), pairs.max(axis=1)
-    flip = pairs[:, 0] != low
-    faces = faces.copy()
-    faces[flip] = faces[flip][:, ::-1]
-    key = (low * 256 + high).astype(np.uint16)
+    first, second = pairs[:, 0], pairs[:, 1]
+    low = np.minimum(first, second)
+    key = (low * 256 + np.maximum(first, second)).astype(np.uint16)
     order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
     ordered = key[order]
+    quads = quads[order]
+    flip = (first != low)[order] ^ mirrored
+    quads[flip] = quads[flip][:, ::-1]
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
-    keys = ordered[starts]
-    groups = np.split(faces[order], starts[1:])
-    return {(int(k) // 256, int(k) % 256): g for k, g in zip(keys, groups, strict=True)}
+    keys = [(int(k) // 256, int(k) % 256) for k in ordered[starts]]
+    return quads, keys, np.append(starts, len(quads))
 
 
 def _structure_patches(net: _Net, structure: Structure) -> list[tuple[tuple[int, int], bool]]:
@@ -581,6 +607,7 @@ def _annotate(surface: pv.PolyData, structure: Structure, *, voxel_ml: float,
     surface.field_data["display_name"] = [lab.display_name]
     surface.field_data["label_values"] = np.array(structure.values, dtype=np.int32)
     surface.field_data["color"] = np.array(lab.color, dtype=np.uint8)
+    surface.field_data["voxels"] = np.array([structure.voxels], dtype=np.int64)
     surface.field_data["voxel_volume_ml"] = np.array([voxel_ml])
     surface.field_data["smoothing_volume_change_pct"] = np.array([smoothing_change_pct])
     surface.field_data["relabelled_voxels"] = np.array([relabelled], dtype=np.int64)

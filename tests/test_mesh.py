@@ -17,6 +17,8 @@ from cardioplan.mesh.geometry import (
     edge_topology,
     enclosed_volume,
     group_equal_rows,
+    split_quads,
+    vertex_normals,
 )
 from cardioplan.mesh.surfaces import MIN_TRIANGLES, allocate_budget
 
@@ -142,6 +144,48 @@ def test_area_and_volume_of_a_cube_far_from_the_origin():
     assert volume == pytest.approx(6000, rel=1e-6)
     assert volume == pytest.approx(enclosed_volume(points, faces), rel=1e-9)
     assert area_and_volume(points, faces[:, ::-1])[1] == pytest.approx(-6000, rel=1e-6)
+
+
+def test_edge_topology_flags_open_non_manifold_and_inconsistently_wound_meshes():
+    tet = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+    assert edge_topology(tet) == {"watertight": True, "manifold": True, "oriented": True,
+                                  "boundary_edges": 0}
+    flipped = tet.copy()
+    flipped[0] = flipped[0, ::-1]
+    assert edge_topology(flipped)["watertight"] and not edge_topology(flipped)["oriented"]
+    assert edge_topology(tet[1:]) == {"watertight": False, "manifold": True, "oriented": True,
+                                      "boundary_edges": 3}
+    # a second tetrahedron on the edge 0-1: four triangles share it
+    fin = np.concatenate([tet, np.array([[0, 1, 4], [1, 0, 5], [0, 4, 5], [1, 5, 4]])])
+    assert not edge_topology(fin)["manifold"] and not edge_topology(fin)["watertight"]
+
+
+def test_split_quads_takes_the_shorter_diagonal_and_counts_each_quads_volume():
+    rng = np.random.default_rng(1)
+    points = rng.random((50, 3))
+    quads = np.array([rng.choice(50, 4, replace=False) for _ in range(200)])
+    triangles, volumes = split_quads(points, quads)
+    centre = points.mean(axis=0)
+    for i, q in enumerate(quads):
+        pair = triangles[2 * i:2 * i + 2]
+        diagonal = sorted(set(pair[0]) & set(pair[1]))
+        other = sorted(set(q) - set(diagonal))
+        length = np.linalg.norm(points[diagonal[0]] - points[diagonal[1]])
+        assert length <= np.linalg.norm(points[other[0]] - points[other[1]]) + 1e-12
+        assert volumes[i] == pytest.approx(enclosed_volume(points, pair, centre=centre),
+                                           abs=1e-12)
+
+
+def test_vertex_normals_point_outward_and_weight_by_area():
+    cube = pv.Cube(x_length=10, y_length=20, z_length=30).triangulate()
+    points, faces = np.asarray(cube.points, float), cube.faces.reshape(-1, 4)[:, 1:]
+    normals = vertex_normals(points, faces)
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0)
+    assert (np.einsum("ij,ij->i", normals, points) > 0).all()  # outward from the centre
+    corner = np.flatnonzero((points > 0).all(axis=1))[0]  # the (+x, +y, +z) corner
+    # faces meeting there have areas 600 (x), 300 (y), 200 (z), split by the triangulation
+    assert np.all(normals[corner] > 0)
+    assert normals[corner, 0] > normals[corner, 2]
 
 
 def test_hashed_grouping_finds_the_same_vertex_groups_even_when_hashes_collide():

@@ -42,8 +42,28 @@ def index_to_physical(points_xyz: np.ndarray, image: sitk.Image,
     return pts @ matrix.T + origin
 
 
-def _corners(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, ...]:
-    return points[faces[:, 0]], points[faces[:, 1]], points[faces[:, 2]]
+def _columns(array: np.ndarray, dtype: type = np.float64) -> list[np.ndarray]:
+    """The columns of an (n, k) array as contiguous 1D arrays."""
+    return [np.ascontiguousarray(array[:, k], dtype=dtype) for k in range(array.shape[1])]
+
+
+def _first_corner_and_cross(points: np.ndarray, faces: np.ndarray
+                            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per triangle: first corner ``a`` and ``(b - a) x (c - a)`` (twice the area along the
+    normal), each as x, y, z columns.
+
+    Contiguous 1D columns instead of (n, 3) rows: 3-4x faster gathers and products.
+    """
+    x, y, z = _columns(points)
+    f0, f1, f2 = _columns(faces, np.int64)
+    ax, ay, az = x[f0], y[f0], z[f0]
+    u = [x[f1] - ax, y[f1] - ay, z[f1] - az]
+    v = [x[f2] - ax, y[f2] - ay, z[f2] - az]
+    return [ax, ay, az], _cross(u, v)
+
+
+def _dot(u: list[np.ndarray], v: list[np.ndarray]) -> np.ndarray:
+    return u[0] * v[0] + u[1] * v[1] + u[2] * v[2]
 
 
 def enclosed_volume(points: np.ndarray, faces: np.ndarray, *,
@@ -55,11 +75,11 @@ def enclosed_volume(points: np.ndarray, faces: np.ndarray, *,
     """
     if len(faces) == 0:
         return 0.0
-    a, b, c = _corners(points, faces)
+    a, doubled = _first_corner_and_cross(points, faces)
     if centre is None:
-        centre = a.mean(axis=0)  # better conditioning far from the origin
-    a, b, c = a - centre, b - centre, c - centre
-    return float(np.einsum("ij,ij->", a, np.cross(b, c)) / 6.0)
+        centre = [c.mean() for c in a]  # better conditioning far from the origin
+    # relative to any centre, a . (b x c) == a . ((b - a) x (c - a))
+    return float(_dot([c - m for c, m in zip(a, centre, strict=True)], doubled).sum() / 6.0)
 
 
 def surface_area(points: np.ndarray, faces: np.ndarray) -> float:
@@ -81,12 +101,11 @@ def area_and_volume(points: np.ndarray, faces: np.ndarray) -> tuple[float, float
     """
     if len(faces) == 0:
         return 0.0, 0.0
-    a, b, c = _corners(points, faces)
-    doubled = np.cross(b - a, c - a)  # 2 * area along the normal
-    a = a - a.mean(axis=0)  # better conditioning far from the origin
+    a, doubled = _first_corner_and_cross(points, faces)
+    area = float(0.5 * np.sqrt(_dot(doubled, doubled)).sum())
+    a = [c - c.mean() for c in a]  # better conditioning far from the origin
     # relative to any centre, a . (b x c) == a . ((b - a) x (c - a))
-    area = float(0.5 * np.linalg.norm(doubled, axis=1).sum())
-    return area, float(np.einsum("ij,ij->", a, doubled) / 6.0)
+    return area, float(_dot(a, doubled).sum() / 6.0)
 
 
 def edge_topology(faces: np.ndarray) -> dict[str, bool | int]:
@@ -104,10 +123,12 @@ def edge_topology(faces: np.ndarray) -> dict[str, bool | int]:
         return {"watertight": False, "manifold": True, "oriented": True, "boundary_edges": 0}
     n = int(faces.max()) + 1
     start, end = _edge_ends(faces)
-    directed_key = start * n + end
-    _, counts = unique_counts(undirected_edge_keys(faces, n))
-    ordered = np.sort(directed_key)
-    oriented = not bool((ordered[1:] == ordered[:-1]).any())
+    # one sort of the undirected keys with the direction as lowest bit: a repeated key is a
+    # directed edge used twice (inconsistent winding)
+    key = np.minimum(start, end) * (2 * n) + np.maximum(start, end) * 2 + (start > end)
+    key.sort()
+    oriented = not bool((key[1:] == key[:-1]).any())
+    _, counts = _runs(key >> 1)
     boundary = int((counts == 1).sum())
     return {"watertight": bool((counts == 2).all()), "manifold": bool((counts <= 2).all()),
             "oriented": bool(oriented), "boundary_edges": boundary}
@@ -135,12 +156,11 @@ def undirected_edge_keys(faces: np.ndarray, n_points: int) -> np.ndarray:
 
 def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unit vertex normals, the area-weighted mean of the adjacent triangles' normals."""
-    a, b, c = _corners(points, faces)
-    face_n = np.cross(b - a, c - a)  # length = 2 * area: area weighting for free
+    _, face_n = _first_corner_and_cross(points, faces)  # length = 2 * area: area weighting
     corner = np.asarray(faces).T.ravel()  # every triangle's first corners, then second, third
-    normals = np.stack([np.bincount(corner, weights=np.tile(face_n[:, axis], 3),
-                                    minlength=len(points)) for axis in range(3)], axis=1)
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.stack([np.bincount(corner, weights=np.concatenate([c, c, c]),
+                                    minlength=len(points)) for c in face_n], axis=1)
+    length = np.sqrt(np.einsum("ij,ij->i", normals, normals))[:, None]
     return normals / np.where(length > 0, length, 1.0)
 
 
@@ -171,23 +191,45 @@ def mask_bbox(mask: np.ndarray) -> tuple[list[int], list[int]]:
                                                   int(xs[-1]) + 1]
 
 
-def split_quads(points: np.ndarray, quads: np.ndarray) -> np.ndarray:
-    """Triangles of quads, each split along its shorter diagonal, keeping the winding.
+def split_quads(points: np.ndarray, quads: np.ndarray, *, centre: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Split quads into triangles along their shorter diagonal, keeping the winding.
 
-    Returns ``(2 * len(quads), 3)`` triangles: rows ``2i`` and ``2i + 1`` are quad ``i``.
+    Returns
+    -------
+    triangles : numpy.ndarray
+        ``(2 * len(quads), 3)``: rows ``2i`` and ``2i + 1`` are quad ``i``.
+    volumes : numpy.ndarray
+        Each quad's (its two triangles') signed share of the enclosed volume relative to
+        ``centre`` (default: the points' mean), as :func:`enclosed_volume` counts it.
 
     Examples
     --------
     >>> pts = np.array([[0., 0, 0], [2, 0, 0], [2, 1, 0], [0, 1, 0]])
-    >>> split_quads(pts, np.array([[0, 1, 2, 3]])).tolist()
+    >>> triangles, volumes = split_quads(pts, np.array([[0, 1, 2, 3]]))
+    >>> triangles.tolist()
     [[0, 1, 2], [0, 2, 3]]
     """
-    a, b, c, d = (points[quads[:, k]] for k in range(4))
-    short = np.einsum("ij,ij->i", c - a, c - a) <= np.einsum("ij,ij->i", d - b, d - b)
-    triangles = np.empty((len(quads), 2, 3), dtype=quads.dtype)
-    triangles[:, 0] = np.where(short[:, None], quads[:, :3], quads[:, [0, 1, 3]])
-    triangles[:, 1] = np.where(short[:, None], quads[:, [0, 2, 3]], quads[:, 1:])
-    return triangles.reshape(-1, 3)
+    if centre is None:
+        centre = points.mean(axis=0)
+    coords = [c - m for c, m in zip(_columns(points), centre, strict=True)]
+    q0, q1, q2, q3 = _columns(quads, np.int64)
+    a, b, c, d = ([k[q] for k in coords] for q in (q0, q1, q2, q3))
+    ac = [ci - ai for ci, ai in zip(c, a, strict=True)]
+    bd = [di - bi for di, bi in zip(d, b, strict=True)]
+    short = _dot(ac, ac) <= _dot(bd, bd)
+    # (a, b, c) + (a, c, d): a . ((b - d) x c);  (a, b, d) + (b, c, d): d . (b x (c - a))
+    volumes = np.where(short, _dot(a, _cross([-v for v in bd], c)), _dot(d, _cross(b, ac)))
+    triangles = np.empty((len(quads), 2, 3), dtype=np.int64)
+    triangles[:, 0, 0], triangles[:, 0, 1] = q0, q1
+    triangles[:, 0, 2] = np.where(short, q2, q3)
+    triangles[:, 1, 0] = np.where(short, q0, q1)
+    triangles[:, 1, 1], triangles[:, 1, 2] = q2, q3
+    return triangles.reshape(-1, 3), volumes / 6.0
+
+
+def _cross(u: list[np.ndarray], v: list[np.ndarray]) -> list[np.ndarray]:
+    return [u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0]]
 
 
 def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -201,7 +243,11 @@ def unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     >>> unique_counts(np.array([5, 3, 5, 5]))
     (array([3, 5]), array([1, 3]))
     """
-    ordered = np.sort(np.asarray(keys).ravel())
+    return _runs(np.sort(np.asarray(keys).ravel()))
+
+
+def _runs(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array and the length of each one's run."""
     if ordered.size == 0:
         return ordered, np.zeros(0, dtype=np.int64)
     starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))

@@ -266,20 +266,12 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
             points[~small] = job.result()[~small]
     offset = np.array([lo[2], lo[1], lo[0]], dtype=float) - 1.0  # (x, y, z); pad of 1
     points = (points + offset) @ matrix.T + origin
-    triangles = split_quads(points, quads)
-    volumes = np.add.reduceat(_signed_volumes(points, triangles), 2 * bounds[:-1])
+    triangles, quad_volumes = split_quads(points, quads)
+    volumes = np.add.reduceat(quad_volumes, bounds[:-1])
     patches = {k: triangles[2 * b:2 * e] for k, b, e in zip(keys, bounds[:-1], bounds[1:],
                                                             strict=True)}
     return (_Net(points, patches, dict(zip(keys, volumes.tolist(), strict=True))),
             abs(float(np.linalg.det(matrix))), relabelled)
-
-
-def _signed_volumes(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Each triangle's signed volume share relative to the points' mean (they sum to the
-    enclosed volume of any closed set of them)."""
-    centre = points.mean(axis=0)
-    a, b, c = (points[triangles[:, k]] - centre for k in range(3))
-    return np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
 
 
 def _surface_net(crop: np.ndarray, values: list[int], *, allow_empty: bool = False

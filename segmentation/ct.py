@@ -79,13 +79,15 @@ MIN_LUNG_FRACTION = 0.04
 MIN_HEART_ML = 5.0
 """Smallest blood volume (mL) of the heart's connected blood pool."""
 
-_JUNCTIONS = (("right_atrium", "superior_vena_cava", 1.2),
-              ("right_atrium", "inferior_vena_cava", 1.2),
-              ("left_ventricle", "aorta", 1.0))
-"""Chamber -> vessel openings without a clear narrowing (see :func:`_vessel_junctions`), with
-the local thickness, relative to the vessel's radius, up to which chamber voxels join the
-vessel: the caval veins flare into the atrium; the outflow tract is about as wide as the
-aortic root."""
+_JUNCTIONS = (("right_atrium", "superior_vena_cava", 1.2, 4.0),
+              ("right_atrium", "inferior_vena_cava", 1.2, 4.0),
+              ("left_ventricle", "aorta", 1.0, 1.5))
+"""Chamber -> vessel openings without a clear narrowing (see :func:`_vessel_junctions`): the
+local thickness, relative to the vessel's radius, up to which chamber voxels join the vessel,
+and how far from the watershed's border (in vessel radii) they may lie.  The caval veins have
+no valve: the vein runs on until it flares into the atrium, wherever along the tube the
+watershed put the border.  The outflow tract is about as wide as the aortic root, and the
+aortic valve lies near the watershed's border."""
 
 # expected direction (LPS) of each chamber's centre from the heart centre, situs solitus
 _CHAMBER_DIRECTIONS = {
@@ -765,20 +767,20 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     chamber's body) join the vessel.
     """
     present = {int(v) for v in np.unique(labels)}
-    pairs = [(LABELS.value_of(c), LABELS.value_of(v), k) for c, v, k in _JUNCTIONS
+    pairs = [(LABELS.value_of(c), LABELS.value_of(v), k, reach) for c, v, k, reach in _JUNCTIONS
              if LABELS.value_of(c) in present and LABELS.value_of(v) in present]
-    pairs = [(c, v, k) for c, v, k in pairs
+    pairs = [(c, v, k, reach) for c, v, k, reach in pairs
              if (ndimage.binary_dilation(labels == v) & (labels == c)).any()]
     if not pairs:
         return
     step = max(work.GetSpacing())
-    r_vessel = {v: float(np.percentile(dist[labels == v], 99)) for _, v, _ in pairs}
+    r_vessel = {v: float(np.percentile(dist[labels == v], 99)) for _, v, _, _ in pairs}
     thickness = _local_thickness(labels > 0, dist, work, np.arange(
         2 * step, 1.2 * max(r_vessel.values()) + 1.5 * step, step))
-    for c, v, k in pairs:
+    for c, v, k, reach in pairs:
         vessel = labels == v
         r_v = r_vessel[v]
-        near = _distance(~vessel, work) <= 1.5 * r_v
+        near = _distance(~vessel, work) <= reach * r_v
         thin = (labels == c) & near & (thickness <= k * r_v + 0.5 * step)
         comps, n = ndimage.label(thin | vessel)
         touching = np.unique(comps[vessel])
@@ -901,25 +903,35 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
 
 def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
                        bone: np.ndarray, work: sitk.Image, *, threshold: float) -> float:
-    """Move each blood structure's boundary to half-way between its own blood and the wall.
+    """Move each blood structure's boundary to half-way between its own blood and its wall.
 
-    The global threshold is low enough for the least opacified chamber; for each structure the
-    boundary that partial volume puts at the true edge is the midpoint between that structure's
-    median blood HU and the myocardium's.  Voxels below it leave the structure; neighbouring
-    voxels above it join (one voxel each way).  Returns the myocardium HU used.
+    Partial volume puts the edge of an object at the midpoint between its own HU and that of
+    what borders it.  The global threshold is low enough for the least opacified chamber; for
+    each structure the edge is the midpoint between its median blood HU and the wall's: the
+    myocardium's HU (the soft tissue around the blood pool) for the chambers and the arteries,
+    whose walls are thick; for the thin-walled caval veins the median of the tissue two voxels
+    out (lung and bone excluded, kept between fat and the myocardium's HU), usually fat.
+    Voxels below the edge leave the structure; neighbouring unlabelled voxels above it join
+    (one voxel each way).  Returns the myocardium HU.
     """
     blood = labels > 0
-    shell = ndimage.binary_dilation(blood, iterations=2) & ~ndimage.binary_dilation(blood)
+    near = ndimage.binary_dilation(blood)
+    shell = ndimage.binary_dilation(blood, iterations=2) & ~near
     soft = arr[shell & (arr > -30.0) & (arr < threshold)]
     myo_hu = float(np.median(soft)) if soft.size > 100 else 100.0
+    tissue = shell & ~bone & (arr < threshold) & (arr > -500.0)  # not blood, bone or lung
+    veins = {LABELS.value_of("superior_vena_cava"), LABELS.value_of("inferior_vena_cava")}
     deep_mm = 2.0 * max(work.GetSpacing())
     for v in (int(v) for v in np.unique(labels) if v):
         mask = labels == v
         deep = mask & (dist >= deep_mm)
         level = float(np.median(arr[deep])) if deep.sum() > 50 else float(np.median(arr[mask]))
-        cut = 0.5 * (level + myo_hu)
-        if cut <= threshold:
-            continue
+        outside = myo_hu
+        if v in veins:  # thin-walled: the lumen borders the tissue around it
+            around = arr[ndimage.binary_dilation(mask, iterations=2) & tissue]
+            if around.size > 50:
+                outside = float(np.clip(np.median(around), FAT_HU, myo_hu))
+        cut = 0.5 * (level + outside)
         labels[mask & (arr < cut)] = 0
         grow = ndimage.binary_dilation(labels == v) & (labels == 0) & (arr >= cut) & ~bone
         labels[grow] = v
@@ -933,7 +945,8 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     Soft tissue (from half-way between the wall's HU ``myo_hu`` and fat, to the blood threshold)
     connected to the chambers, within
     ``wall_mm`` of the left ventricle, or within :data:`THIN_WALL_MM` of the other chambers
-    (right ventricle and atria have thin walls) and nearer them than any vessel.
+    (right ventricle and atria have thin walls) and nearer them than any great artery (the
+    atrial wall runs on as a muscular sleeve around the caval veins where they join).
     """
     lv = labels == LABELS.value_of("left_ventricle")
     others = np.isin(labels, [LABELS.value_of(c) for c in CHAMBERS if c != "left_ventricle"])
@@ -943,11 +956,11 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     far = np.full(arr.shape, np.inf, np.float32)
     d_lv = _distance(~lv, work) if lv.any() else far
     d_other = _distance(~others, work) if others.any() else far
-    vessels = (labels > 0) & ~chambers
-    to_vessel = _distance(~vessels, work) if vessels.any() else far
-    # the LV wall wraps the aortic root's base; thin walls stop where a vessel is nearer
+    arteries = np.isin(labels, [LABELS.value_of("aorta"), LABELS.value_of("pulmonary_artery")])
+    to_artery = _distance(~arteries, work) if arteries.any() else far
+    # the LV wall wraps the aortic root's base; thin walls stop where an artery is nearer
     near = np.where(d_lv <= d_other, d_lv <= wall_mm,
-                    (d_other <= THIN_WALL_MM) & (d_other < to_vessel))
+                    (d_other <= THIN_WALL_MM) & (d_other < to_artery))
     # the epicardial border is half-way between the measured wall and fat
     soft = (arr > 0.5 * (myo_hu + FAT_HU)) & (arr <= threshold) & (labels == 0) & near
     grown, _ = ndimage.label(soft | chambers)

@@ -69,6 +69,10 @@ WALL_CLOSED_FRACTION = 0.75
 """Fraction of rays that must stop at fat or lung for an outer wall to be fitted."""
 WALL_FIT_MM = 2.5
 """Largest median misfit (mm) of the outer-wall circle."""
+NECK_SEARCH_RADII = 2.0
+"""A valve orifice or septal defect is searched within this many of its radii of a border."""
+NECK_WIDENING = 1.5
+"""A channel ends where its section grows by this factor (the chamber beyond it)."""
 VALVE_PROMINENCE = 0.05
 """The pulmonary trunk is at least this much (relative area) wider than its valve."""
 VALVE_SEARCH_RADII = 4.0
@@ -160,6 +164,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                               {k: v for k, v in points.items() if k not in CHAMBERS})
     labels_work = _label_regions(regions, names, dist, work)
     _vessel_junctions(labels_work, dist, work)
+    borders_mm = _centre_chamber_borders(labels_work, dist, work)
     valve_mm = _pulmonary_valve(labels_work, work)
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
     wall_voxels = _vessel_wall(labels_work, arr, bone, work)
@@ -194,6 +199,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "myocardium_hu": round(float(myo_hu), 1),
         "wall_mm": round(wall_mm, 1),
         "aortic_wall_ml": round(wall_voxels * _voxel_ml(work), 1),
+        "chamber_borders_moved_mm": borders_mm,
         "pulmonary_valve_moved_mm": None if valve_mm is None else round(valve_mm, 1),
         "chambers_from": source,
         "chambers": sorted(chambers),
@@ -785,6 +791,61 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
         comps, n = ndimage.label(thin | vessel)
         touching = np.unique(comps[vessel])
         labels[thin & np.isin(comps, touching[touching > 0])] = v
+
+
+def _centre_chamber_borders(labels: np.ndarray, dist: np.ndarray, work: sitk.Image
+                            ) -> dict[str, float]:
+    """Put each border between two chambers in the middle of the orifice it crosses, in place.
+
+    A valve orifice or septal defect is a short channel of nearly constant section between two
+    wider cavities, and the watershed puts the border anywhere along it (where the channel
+    meets the cavity at a slant, it is slightly narrower there).  Walking away from the border
+    into each chamber (geodesic distance), the cross-section area stays that of the channel
+    until the chamber widens; the border moves to the middle of the channel, i.e. by half the
+    difference of the two channel lengths, each searched within :data:`NECK_SEARCH_RADII`
+    radii of the border.  Returns the distance moved (mm) per ``"a/b"`` pair.
+    """
+    present = [c for c in CHAMBERS if LABELS.value_of(c) in labels]
+    moved: dict[str, float] = {}
+    step = max(work.GetSpacing())
+    for name_a, name_b in itertools.combinations(present, 2):
+        a_v, b_v = LABELS.value_of(name_a), LABELS.value_of(name_b)
+        a, b = labels == a_v, labels == b_v
+        start_a = a & ndimage.binary_dilation(b)
+        if not start_a.any():
+            continue
+        start_b = b & ndimage.binary_dilation(a)
+        reach = NECK_SEARCH_RADII * max(float(dist[start_a | start_b].max()), step)
+        t_a, len_a = _channel_length(a, start_a, work, reach)
+        t_b, len_b = _channel_length(b, start_b, work, reach)
+        shift = 0.5 * (len_a - len_b)
+        if shift >= step:
+            labels[a & (t_a < shift)] = b_v
+        elif shift <= -step:
+            labels[b & (t_b < -shift)] = a_v
+        else:
+            continue
+        moved[f"{name_a}/{name_b}"] = round(shift, 1)
+    return moved
+
+
+def _channel_length(mask: np.ndarray, start: np.ndarray, work: sitk.Image, reach: float
+                    ) -> tuple[np.ndarray, float]:
+    """Geodesic distance inside ``mask`` from ``start`` and how far (mm) its level sets keep
+    the area of the channel at ``start`` (at most ``reach``): the first step whose area
+    (smoothed over 3 steps) exceeds :data:`NECK_WIDENING` times the channel's section."""
+    step = max(work.GetSpacing())
+    t = _geodesic(mask, start, work, stop_mm=reach + 3 * step)
+    near = mask & (t < reach + 2 * step)
+    # bin 0 is the seed layer itself (thicker than a step); smooth[j] is centred on bin j + 2
+    area = np.bincount((t[near] / step).astype(np.int64))[1:].astype(float)
+    smooth = np.convolve(area, np.ones(3) / 3.0, mode="valid")
+    if smooth.size < 2:
+        return t, 0.0
+    section = smooth[0]
+    wide = np.flatnonzero(smooth > NECK_WIDENING * section)
+    end = (int(wide[0]) + 1.5) * step if wide.size else reach
+    return t, min(end, reach)
 
 
 def _pulmonary_valve(labels: np.ndarray, work: sitk.Image) -> float | None:

@@ -166,6 +166,9 @@ def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def compact(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Drop unused points and renumber ``faces``."""
+    if 16 * faces.size < len(points):  # a few faces of many points: sort their indices
+        used_index, local = np.unique(faces, return_inverse=True)
+        return points[used_index], local.reshape(faces.shape).astype(np.int64)
     used = np.zeros(len(points), dtype=bool)
     used[faces.ravel()] = True
     remap = np.cumsum(used) - 1

@@ -245,8 +245,8 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
         for v in wanted:
             mask |= arr == v
         lo, hi = mask_bbox(mask)
-    crop = np.pad(np.ascontiguousarray(arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]],
-                                       dtype=np.uint8), 1)
+    crop = np.zeros([b - a + 2 for a, b in zip(lo, hi, strict=True)], dtype=np.uint8)
+    crop[1:-1, 1:-1, 1:-1] = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]  # a pad of 1
     in_crop = counts if everything else np.bincount(crop.ravel(), minlength=256)
     present = [int(v) for v in np.flatnonzero(in_crop[1:]) + 1]
     poly, relabelled = _manifold_net(crop, present, [s.values for s in chosen])
@@ -379,8 +379,18 @@ def _pinched_cells(poly: vtkPolyData, sets: list[tuple[int, ...]]) -> np.ndarray
     quads = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 4).astype(np.int64)
     pairs = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels")).astype(np.int64)
     n_points = len(points)
-    edge_key = undirected_edge_keys(quads, n_points)
-    side = np.tile(pairs, (4, 1))
+    edge_key = undirected_edge_keys(quads, n_points)  # edge k of quad i at k * len(quads) + i
+    # The quads around a net edge are the label changes around its 2x2 voxel square, so away
+    # from duplicated vertices a structure bounds an edge of 2 or 3 quads 0 or 2 times: only
+    # edges of 1 or 4 quads, or at a duplicated vertex, are counted per structure.
+    uniq, n = unique_counts(edge_key)
+    odd = uniq[(n != 2) & (n != 3)]
+    suspect = bad_points[edge_key // n_points] | bad_points[edge_key % n_points]
+    if len(odd):
+        at = np.minimum(np.searchsorted(odd, edge_key), len(odd) - 1)
+        suspect |= odd[at] == edge_key
+    entry = np.flatnonzero(suspect)
+    edge_key, side = edge_key[entry], pairs[entry % len(quads)]
     keys = []
     for i, values in enumerate(sets):
         inside = np.zeros(256, dtype=bool)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import fast_simplification
 import numpy as np
 import pytest
 import pyvista as pv
@@ -98,6 +99,26 @@ def test_neighbours_share_their_boundary_exactly(spheres, budget):
     lv_tris = {frozenset(map(tuple, lv.points[f])) for f in _faces(lv)}
     myo_tris = {frozenset(map(tuple, myo.points[f])) for f in _faces(myo)}
     assert lv_tris <= myo_tris
+
+
+def test_decimated_borders_stay_shared_even_if_the_simplifier_reorders_its_points(
+        spheres, monkeypatch):
+    expected = build_surfaces(spheres, budget=6000)
+    real = fast_simplification.simplify
+
+    def reversed_order(points, faces, **kwargs):
+        new_points, new_faces, collapses = real(points, faces, **kwargs)
+        return new_points[::-1], len(new_points) - 1 - new_faces, collapses
+
+    monkeypatch.setattr(fast_simplification, "simplify", reversed_order)
+    surfaces = build_surfaces(spheres, budget=6000)
+    lv, myo = surfaces["left_ventricle"], surfaces["myocardium"]
+    lv_tris = {frozenset(map(tuple, lv.points[f])) for f in _faces(lv)}
+    assert lv_tris <= {frozenset(map(tuple, myo.points[f])) for f in _faces(myo)}
+    for name, s in surfaces.items():
+        assert edge_topology(_faces(s))["watertight"], name
+        assert s.n_cells == expected[name].n_cells
+        assert s.volume == pytest.approx(expected[name].volume, rel=1e-9)
 
 
 def test_budget_holds_and_is_shared_by_area():

@@ -570,25 +570,75 @@ def _decimate(net: _Net, members: dict[str, list[tuple[tuple[int, int], bool]]],
 
 
 def _decimate_patches(net: _Net, targets: dict[tuple[int, int], int]) -> _Net:
-    """Decimate each patch to its target count, then re-join the shared (locked) borders."""
-    all_points, all_faces, keys, n_points = [], [], [], 0
+    """Decimate each patch to its target count; the patches keep sharing their locked borders.
+
+    fast-simplification keeps the surviving vertices in input order, so every decimated point
+    goes back to its own index in the net (a collapsed vertex's index falls out of use), and
+    the locked borders stay shared without any merging.  Should the library ever reorder its
+    output (checked on the vertices no collapse touched), the patch's points are matched by
+    value instead.
+    """
+    points = net.points.copy()
+    added: list[np.ndarray] = []
+    patches = {}
     for pair, faces in progress(net.patches.items(), desc="decimating", total=len(net.patches),
                                 unit="patch"):
-        points, local = compact(net.points, faces)
         goal = targets.get(pair, len(faces))
-        if goal < len(faces) and len(faces) > _SMALL_PATCH:
-            points, local = fast_simplification.simplify(
-                points, local.astype(np.int32), target_count=int(goal), preserve_border=True)
-            points, local = compact(np.asarray(points), np.asarray(local, dtype=np.int64))
-        all_points.append(points)
-        all_faces.append(local + n_points)
-        keys.append(pair)
-        n_points += len(points)
-    stacked = np.concatenate(all_points)
-    # borders are bit-identical copies of the same vertices: merge them by exact value
-    first, inverse = group_equal_rows(stacked, sorted_groups=False)
-    merged = stacked[first]
-    return _Net(merged, {k: inverse[f] for k, f in zip(keys, all_faces, strict=True)})
+        if goal >= len(faces) or len(faces) <= _SMALL_PATCH:
+            patches[pair] = faces
+            continue
+        ids, local = _local_mesh(faces, len(points))
+        new_points, new_faces, collapses = fast_simplification.simplify(
+            points[ids], local, target_count=int(goal), preserve_border=True,
+            return_collapses=True)
+        kept = np.ones(len(ids), dtype=bool)
+        kept[collapses[:, 1]] = False
+        if _in_order(points[ids[kept]], new_points, collapses, kept):
+            points[ids[kept]] = new_points
+            patches[pair] = ids[kept][new_faces]
+        else:
+            index = _match_by_value(points[ids], ids, new_points,
+                                    len(points) + sum(map(len, added)))
+            added.append(new_points[index >= len(points)])
+            patches[pair] = index[new_faces]
+    return _Net(np.concatenate([points, *added]), patches)
+
+
+def _local_mesh(faces: np.ndarray, n_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, local)``: the point indices ``faces`` use, and ``faces`` renumbered to them
+    (int32, for fast-simplification)."""
+    used = np.zeros(n_points, dtype=bool)
+    used[faces.ravel()] = True
+    ids = np.flatnonzero(used)
+    remap = np.empty(n_points, dtype=np.int32)
+    remap[ids] = np.arange(len(ids), dtype=np.int32)
+    return ids, remap[faces]
+
+
+def _in_order(survivors: np.ndarray, new_points: np.ndarray, collapses: np.ndarray,
+              kept: np.ndarray) -> bool:
+    """Whether ``new_points`` are the surviving input points in input order (bit-identical
+    where no collapse touched them)."""
+    if len(survivors) != len(new_points):
+        return False
+    touched = np.zeros(len(kept), dtype=bool)
+    touched[collapses.ravel()] = True
+    still = ~touched[kept]
+    return bool(np.array_equal(survivors[still], new_points[still]))
+
+
+def _match_by_value(old_points: np.ndarray, ids: np.ndarray, new_points: np.ndarray,
+                    next_index: int) -> np.ndarray:
+    """Net indices of a decimated patch's points: an unchanged point (the locked border)
+    keeps its index in ``ids``, a moved one gets a new index from ``next_index`` on."""
+    first, inverse = group_equal_rows(np.concatenate([old_points, new_points]),
+                                      sorted_groups=False)
+    source = first[inverse[len(old_points):]]  # the first row of the same value
+    old = source < len(old_points)
+    index = np.empty(len(new_points), dtype=np.int64)
+    index[old] = ids[source[old]]
+    index[~old] = next_index + np.arange(int((~old).sum()))
+    return index
 
 
 # -- assembly ----------------------------------------------------------------------------------

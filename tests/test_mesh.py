@@ -21,6 +21,7 @@ from cardioplan.mesh.geometry import (
     split_quads,
     vertex_normals,
 )
+from cardioplan.mesh.select import label_counts
 from cardioplan.mesh.surfaces import MIN_TRIANGLES, allocate_budget
 
 CENTRE = np.array((3.2, -4.1, 10.3))
@@ -165,6 +166,15 @@ def test_area_and_volume_of_a_cube_far_from_the_origin():
     assert volume == pytest.approx(6000, rel=1e-6)
     assert volume == pytest.approx(enclosed_volume(points, faces), rel=1e-9)
     assert area_and_volume(points, faces[:, ::-1])[1] == pytest.approx(-6000, rel=1e-6)
+
+
+def test_label_counts_match_a_plain_bincount():
+    rng = np.random.default_rng(2)
+    arr = np.zeros((31, 40, 37), dtype=np.uint8)
+    arr[3:20, 5:32, 7:30] = rng.integers(1, 256, (17, 27, 23))  # an odd-sized box
+    assert np.array_equal(label_counts(sitk.GetImageFromArray(arr)),
+                          np.bincount(arr.ravel(), minlength=256))
+    assert label_counts(sitk.GetImageFromArray(np.zeros((3, 3, 3), np.uint8)))[0] == 27
 
 
 def test_edge_topology_flags_open_non_manifold_and_inconsistently_wound_meshes():

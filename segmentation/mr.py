@@ -25,7 +25,8 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    minimum size, a warning for every requested structure that came out empty).
 6. ``myocardium``: the band of myocardial intensity around the left-ventricular cavity, within a
    thickness learned from the myocardium click (twice its depth) or 10 mm, stopped at the
-   epicardium's strong edges.
+   epicardium's strong edges; in stacks its thickness is then smoothed around the cavity
+   (running median over 90 degrees) so that it is a ring.
 7. Without a ``left_ventricle`` seed in a short-axis stack, the LV is found automatically: the
    roundest, most convex, most central bright blob of the mid slices with a mid-grey wall,
    consistent between slices.
@@ -76,6 +77,8 @@ _NECK_MM = 2.0
 _REFINE_MM = 3.0
 _EPI_EDGE_PCT = 80.0
 _LV_NECK_MM = 2.0
+_MYO_SMOOTH_DEG = 90.0
+_ANGLE_BINS = 72
 _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
@@ -626,7 +629,8 @@ def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
     follows the cavity as a ring, and it never covers another structure.  Beyond
     ``_EPI_MIN_MM`` from the cavity, strong edges (gradient above the region's
     ``_EPI_EDGE_PCT`` percentile) are the epicardium: the band stops there instead of running
-    on into neighbouring tissue of the same grey (liver, chest wall).
+    on into neighbouring tissue of the same grey (liver, chest wall).  In stacks the band's
+    thickness is finally made to vary smoothly around the cavity (:func:`_radial_regular`).
     """
     lv = labels == LABELS.value_of("left_ventricle")
     if not lv.any():
@@ -656,9 +660,38 @@ def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
     if close is not None:
         band = _per_slice(lambda m: ndi.binary_opening(m, close), band | lv, thick) & free
     band = component_at(band | lv, [tuple(i) for i in np.argwhere(lv)[:1]]) & ~lv
+    if close is not None:
+        band = _radial_regular(band, lv, dist, free & (smooth <= thr), spacing, thick)
     out = labels.copy()
     out[band] = LABELS.value_of("myocardium")
     return out
+
+
+def _radial_regular(band: np.ndarray, lv: np.ndarray, dist: np.ndarray, ok: np.ndarray,
+                    spacing: tuple[float, ...], thick: int) -> np.ndarray:
+    """Per slice, make the wall a ring whose thickness varies smoothly around the cavity.
+
+    The band's outer distance from the cavity is measured in ``_ANGLE_BINS`` directions around
+    the cavity's centroid and replaced by its running median over ``_MYO_SMOOTH_DEG``: a spur
+    into same-grey neighbouring tissue (a few directions) is cut and a gap is bridged.  The
+    wall is then every ``ok`` voxel out to that distance.
+    """
+    win = max(1, int(round(_MYO_SMOOTH_DEG / 360.0 * _ANGLE_BINS))) | 1
+    sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
+    b3, l3, d3, o3 = (np.moveaxis(a, thick, 0) for a in (band, lv, dist, ok))
+    out = np.zeros_like(b3)
+    yy, xx = np.indices(b3.shape[1:])
+    for z in range(b3.shape[0]):
+        if not l3[z].any() or not b3[z].any():
+            continue
+        cy, cx = np.argwhere(l3[z]).mean(0)
+        ang = np.arctan2((yy - cy) * sp2[0], (xx - cx) * sp2[1])
+        bins = ((ang + np.pi) / (2 * np.pi) * _ANGLE_BINS).astype(int) % _ANGLE_BINS
+        outer = np.zeros(_ANGLE_BINS)
+        np.maximum.at(outer, bins[b3[z]], d3[z][b3[z]])
+        radius = ndi.median_filter(outer, size=win, mode="wrap")
+        out[z] = o3[z] & (d3[z] > 0) & (d3[z] <= radius[bins])
+    return np.moveaxis(out, 0, thick)
 
 
 def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None

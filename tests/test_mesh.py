@@ -10,6 +10,7 @@ import pytest
 import pyvista as pv
 import SimpleITK as sitk
 from mesh_shapes import MIRRORED, ROTATED, nested_spheres
+from vtkmodules.util.numpy_support import vtk_to_numpy
 
 from cardioplan.errors import InputError, MeshError
 from cardioplan.mesh import build_surfaces, mesh_quality
@@ -22,7 +23,12 @@ from cardioplan.mesh.geometry import (
     vertex_normals,
 )
 from cardioplan.mesh.select import label_counts
-from cardioplan.mesh.surfaces import MIN_TRIANGLES, allocate_budget
+from cardioplan.mesh.surfaces import (
+    MIN_TRIANGLES,
+    _manifold_net,
+    _surface_net,
+    allocate_budget,
+)
 
 CENTRE = np.array((3.2, -4.1, 10.3))
 
@@ -252,6 +258,26 @@ def test_pinched_voxels_are_repaired_to_watertight_surfaces():
     for name, s in surfaces.items():
         assert edge_topology(_faces(s))["watertight"], name
         assert edge_topology(_faces(s))["manifold"], name
+
+
+def test_repaired_net_is_the_net_of_the_repaired_labels():
+    # the repair splices locally rebuilt quads into the first net instead of rebuilding it all
+    rng = np.random.default_rng(3)
+    crop = np.zeros((34, 30, 32), np.uint8)
+    crop[4:30, 4:26, 4:28] = (rng.random((26, 22, 24)) < 0.6) * rng.integers(1, 4, (26, 22, 24))
+    crop[10:20, 10:20, 10:20] = 2
+    values = [1, 2, 3]
+    net, relabelled = _manifold_net(crop, values, [(1,), (2,), (3,), (1, 2)])
+    assert relabelled > 0
+
+    def quads(poly):
+        points = vtk_to_numpy(poly.GetPoints().GetData())
+        cells = vtk_to_numpy(poly.GetPolys().GetConnectivityArray()).reshape(-1, 4)
+        labels = vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels"))
+        return sorted((points[q].tobytes(), tuple(lab)) for q, lab in zip(cells, labels,
+                                                                          strict=True))
+
+    assert quads(net) == quads(_surface_net(crop, values))
 
 
 def test_phantom_surfaces_meet_the_quality_goals(sample_data):

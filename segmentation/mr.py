@@ -15,7 +15,10 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    blood.  Clearly dark voxels and blood regions
    holding no click are the background marker.
 4. The clicked structures grow together (:func:`segmentation.seeded.grow_from_seeds`: geodesic
-   competition on the gradient magnitude), slice by slice in thick-slice stacks.
+   competition on the gradient magnitude), slice by slice in thick-slice stacks.  In 3D volumes a
+   chamber (LV, RV, LA, RA) keeps at most 2.25x the volume of the largest ball inscribed in
+   the blood around its click, the part its front reaches first (a size prior against leaks
+   through necks).
 5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
    left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary
@@ -50,7 +53,14 @@ from cardioplan.errors import InputError, SegmentationError
 from cardioplan.labels import LABELS
 from cardioplan.seeds import Seed
 from segmentation.postprocess import clean_labels
-from segmentation.seeded import component_at, grow_from_seeds, seed_indices, to_image
+from segmentation.seeded import (
+    arrival_time,
+    component_at,
+    edge_speed,
+    grow_from_seeds,
+    seed_indices,
+    to_image,
+)
 
 __all__ = ["segment_mr", "MR_STRUCTURES", "BLOOD_STRUCTURES"]
 
@@ -82,6 +92,8 @@ _ANGLE_BINS = 72
 _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
+_CHAMBER_BALLS = 2.25
+_CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 
 
 def _check_image(image: sitk.Image) -> None:
@@ -362,18 +374,20 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
     values = {s: LABELS.value_of(s) for s, _ in blood_clicks}
     by_value = {v: [p for s, p in blood_clicks if s == name] for name, v in values.items()}
     if thick is None:
-        grown = grow_from_seeds(grad, by_value, spacing_zyx=spacing, background=background,
-                                allowed=bright)
+        grown = _grow_volume(grad, by_value, spacing, background, bright)
     else:
-        grown = _grow_stack(grad, by_value, spacing, thick, background, bright,
+        stack = _grow_stack(grad, by_value, spacing, thick, background, bright,
                             walled=[LABELS.value_of("left_ventricle")])
+        grown = dict.fromkeys(values, stack)
     out = np.zeros(arr.shape, np.uint8)
     for name, v in values.items():
         if name not in wanted:
             continue
-        others = (grown != v) & (grown != 0)
-        mask = component_at(grown == v, [p for s, p in blood_clicks if s == name])
+        others = (grown[name] != v) & (grown[name] != 0)
+        mask = component_at(grown[name] == v, by_value[v])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
+        if thick is None and name in _CHAMBERS:
+            mask = ndi.binary_fill_holes(_size_prior(mask, grad, bright, by_value[v], spacing))
         if name == "left_ventricle" and thick is not None:
             lv_clicks = [p for s, p in blood_clicks if s == name]
             mask = _refine_cavity(smooth, mask, spacing, thick)
@@ -385,6 +399,63 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
         out = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
     return out
+
+
+def _grow_volume(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
+                 spacing: tuple[float, ...], background: np.ndarray, bright: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """The competition in a 3D volume; returns the label map each structure is read from.
+
+    Chambers are read from a competition whose fronts keep to their side of the blood
+    threshold (``_AWAY_2D``): in 3D the background otherwise enters the blood through weak
+    wall edges (LGE) and takes whole lobes of an atrium; the chamber's leaks through valves and
+    veins are then cut by :func:`_size_prior`.  Vessels (tubes, no such prior) are read from
+    the symmetric competition.
+    """
+    names = {LABELS.by_value(v).name: v for v in seeds}
+    out: dict[str, np.ndarray] = {}
+    if any(n in _CHAMBERS for n in names):
+        held = grow_from_seeds(grad, seeds, spacing_zyx=spacing, background=background,
+                               allowed=bright, away=_AWAY_2D)
+        out |= {n: held for n in names if n in _CHAMBERS}
+    if any(n not in _CHAMBERS for n in names):
+        free = grow_from_seeds(grad, seeds, spacing_zyx=spacing, background=background,
+                               allowed=bright)
+        out |= {n: free for n in names if n not in _CHAMBERS}
+    return out
+
+
+def _size_prior(mask: np.ndarray, grad: np.ndarray, bright: np.ndarray,
+                clicks: list[tuple[int, int, int]], spacing: tuple[float, ...]) -> np.ndarray:
+    """Cut a 3D chamber to at most ``_CHAMBER_BALLS`` times the volume of the largest ball
+    inscribed in the blood around its click, keeping the voxels its front reaches first.
+
+    The chamber's scale is the depth in the blood mask (distance to the nearest non-blood
+    voxel) of the local maximum reached by climbing that depth from the click, so it does not
+    depend on where in the chamber the click lies.  The front is slowed by edges (as in the
+    competition) and in proportion to the local depth of the blood relative to that scale, so
+    it fills the wide chamber before it passes narrow necks (valves, veins, thin-walled
+    contacts with neighbouring cavities).
+    """
+    depth = ndi.distance_transform_edt(bright, sampling=spacing).astype(np.float32)
+    r = max(float(depth[_climb(depth, p)]) for p in clicks)
+    cap = int(_CHAMBER_BALLS * 4.0 / 3.0 * math.pi * r ** 3 / math.prod(spacing))
+    if r <= 0.0 or int(mask.sum()) <= cap:
+        return mask
+    speed = np.maximum(edge_speed(grad) * np.clip(depth / r, 0.0, 1.0), 1e-3)
+    t = np.where(mask, arrival_time(speed, clicks, spacing_zyx=spacing), np.inf)
+    return t <= np.partition(t.ravel(), cap)[cap]
+
+
+def _climb(depth: np.ndarray, p: tuple[int, int, int]) -> tuple[int, int, int]:
+    """The local maximum of ``depth`` reached from ``p`` by steepest ascent (26-neighbours)."""
+    while True:
+        box = tuple(slice(max(c - 1, 0), c + 2) for c in p)
+        step = np.unravel_index(int(np.argmax(depth[box])), depth[box].shape)
+        q = tuple(int(b.start + i) for b, i in zip(box, step, strict=True))
+        if depth[q] <= depth[p]:
+            return p
+        p = (q[0], q[1], q[2])
 
 
 def _lv_cavity(mask: np.ndarray, clicks: list[tuple[int, int, int]],

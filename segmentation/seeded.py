@@ -35,7 +35,7 @@ from cardioplan.errors import InputError
 from cardioplan.seeds import Seed
 
 __all__ = ["deepest_point", "seed_indices", "grow_from_seeds", "geodesic_competition",
-           "ball_offsets", "to_image", "component_at"]
+           "edge_speed", "arrival_time", "ball_offsets", "to_image", "component_at"]
 
 log = logging.getLogger(__name__)
 
@@ -205,9 +205,7 @@ def geodesic_competition(feature: np.ndarray, markers: np.ndarray, *,
     one front per label.  ``territory`` (label -> mask) multiplies a front's speed by ``away``
     outside its own territory, e.g. the background inside the blood and cavities outside it.
     """
-    beta = float(np.median(feature)) or 1.0
-    speed = (1.0 / (1.0 + (feature / beta) ** 2)).astype(np.float32)
-    sp_xyz = [float(s) for s in reversed(spacing_zyx)]
+    speed = edge_speed(feature)
     best = np.full(feature.shape, np.inf, np.float32)
     out = np.zeros(feature.shape, np.uint8)
     for value in np.unique(markers):
@@ -222,17 +220,31 @@ def geodesic_competition(feature: np.ndarray, markers: np.ndarray, *,
         own = speed
         if territory is not None and value in territory:
             own = np.where(territory[value], speed, speed * away).astype(np.float32)
-        speed_img = sitk.GetImageFromArray(own)
-        speed_img.SetSpacing(sp_xyz)
-        fm = sitk.FastMarchingImageFilter()
-        fm.SetTrialPoints(pts[:, ::-1].tolist())
-        fm.SetStoppingValue(1e30)
-        t = sitk.GetArrayFromImage(fm.Execute(speed_img))
+        t = arrival_time(own, pts, spacing_zyx=spacing_zyx)
         t[region] = 0
         closer = t < best
         best[closer] = t[closer]
         out[closer] = value
     return out
+
+
+def edge_speed(feature: np.ndarray) -> np.ndarray:
+    """Front speed ``1 / (1 + (feature / beta)**2)`` (float32), ``beta`` the median feature:
+    1 on flat ground, slow on edges, relative to the image's own gradient scale."""
+    beta = float(np.median(feature)) or 1.0
+    return (1.0 / (1.0 + (feature / beta) ** 2)).astype(np.float32)
+
+
+def arrival_time(speed: np.ndarray, points: np.ndarray | Sequence[tuple[int, int, int]], *,
+                 spacing_zyx: Sequence[float]) -> np.ndarray:
+    """Arrival time (mm at unit speed) of a front started at ``points`` ``(z, y, x)``
+    (SimpleITK fast marching); voxels of speed 0 are never reached (``inf``-like)."""
+    img = sitk.GetImageFromArray(np.ascontiguousarray(speed, dtype=np.float32))
+    img.SetSpacing([float(s) for s in reversed(spacing_zyx)])
+    fm = sitk.FastMarchingImageFilter()
+    fm.SetTrialPoints(np.asarray(points, dtype=int)[:, ::-1].tolist())
+    fm.SetStoppingValue(1e30)
+    return sitk.GetArrayFromImage(fm.Execute(img))
 
 
 def component_at(mask: np.ndarray, points: Sequence[tuple[int, int, int]]) -> np.ndarray:

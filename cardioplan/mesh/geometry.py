@@ -42,24 +42,42 @@ def index_to_physical(points_xyz: np.ndarray, image: sitk.Image,
     return pts @ matrix.T + origin
 
 
+_CHUNK = 65536
+"""Triangles per pass of the column arithmetic: its temporaries stay in the CPU caches (2x
+faster than whole-array temporaries on a million triangles)."""
+
+
 def _columns(array: np.ndarray, dtype: type = np.float64) -> list[np.ndarray]:
     """The columns of an (n, k) array as contiguous 1D arrays."""
     return [np.ascontiguousarray(array[:, k], dtype=dtype) for k in range(array.shape[1])]
 
 
-def _first_corner_and_cross(points: np.ndarray, faces: np.ndarray
-                            ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Per triangle: first corner ``a`` and ``(b - a) x (c - a)`` (twice the area along the
-    normal), each as x, y, z columns.
+def _chunks(faces: np.ndarray):
+    """``(start, columns of faces[start:start + _CHUNK])`` pieces of a face array."""
+    for start in range(0, len(faces), _CHUNK):
+        yield start, _columns(faces[start:start + _CHUNK], np.int64)
+
+
+def _corner_and_cross(coords: list[np.ndarray], corners: list[np.ndarray]
+                      ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per triangle (corner index columns): first corner ``a`` and ``(b - a) x (c - a)``
+    (twice the area along the normal), each as x, y, z columns.
 
     Contiguous 1D columns instead of (n, 3) rows: 3-4x faster gathers and products.
     """
-    x, y, z = _columns(points)
-    f0, f1, f2 = _columns(faces, np.int64)
+    x, y, z = coords
+    f0, f1, f2 = corners
     ax, ay, az = x[f0], y[f0], z[f0]
     u = [x[f1] - ax, y[f1] - ay, z[f1] - az]
     v = [x[f2] - ax, y[f2] - ay, z[f2] - az]
     return [ax, ay, az], _cross(u, v)
+
+
+def _centred(points: np.ndarray, centre: np.ndarray | None = None) -> list[np.ndarray]:
+    """x, y, z columns of ``points - centre`` (default: their mean, for conditioning)."""
+    if centre is None:
+        centre = points.mean(axis=0)
+    return [c - m for c, m in zip(_columns(points), centre, strict=True)]
 
 
 def _dot(u: list[np.ndarray], v: list[np.ndarray]) -> np.ndarray:
@@ -73,13 +91,7 @@ def enclosed_volume(points: np.ndarray, faces: np.ndarray, *,
     For an open piece of a closed surface it is that piece's share of the volume relative to
     ``centre``: the shares of all pieces, with one common ``centre``, add up to the volume.
     """
-    if len(faces) == 0:
-        return 0.0
-    a, doubled = _first_corner_and_cross(points, faces)
-    if centre is None:
-        centre = [c.mean() for c in a]  # better conditioning far from the origin
-    # relative to any centre, a . (b x c) == a . ((b - a) x (c - a))
-    return float(_dot([c - m for c, m in zip(a, centre, strict=True)], doubled).sum() / 6.0)
+    return area_and_volume(points, faces, centre=centre)[1]
 
 
 def surface_area(points: np.ndarray, faces: np.ndarray) -> float:
@@ -87,10 +99,11 @@ def surface_area(points: np.ndarray, faces: np.ndarray) -> float:
     return area_and_volume(points, faces)[0]
 
 
-def area_and_volume(points: np.ndarray, faces: np.ndarray) -> tuple[float, float]:
+def area_and_volume(points: np.ndarray, faces: np.ndarray, *,
+                    centre: np.ndarray | None = None) -> tuple[float, float]:
     """Total area and enclosed signed volume of a closed mesh, from one pass over the corners.
 
-    The volume is :func:`enclosed_volume`'s (relative to the first corners' mean).
+    The volume is :func:`enclosed_volume`'s (relative to ``centre``, default the points' mean).
 
     Examples
     --------
@@ -101,11 +114,14 @@ def area_and_volume(points: np.ndarray, faces: np.ndarray) -> tuple[float, float
     """
     if len(faces) == 0:
         return 0.0, 0.0
-    a, doubled = _first_corner_and_cross(points, faces)
-    area = float(0.5 * np.sqrt(_dot(doubled, doubled)).sum())
-    a = [c - c.mean() for c in a]  # better conditioning far from the origin
-    # relative to any centre, a . (b x c) == a . ((b - a) x (c - a))
-    return area, float(_dot(a, doubled).sum() / 6.0)
+    coords = _centred(points, centre)
+    area = volume = 0.0
+    for _, corners in _chunks(faces):
+        a, doubled = _corner_and_cross(coords, corners)
+        area += float(np.sqrt(_dot(doubled, doubled)).sum())
+        # relative to the centre, a . (b x c) == a . ((b - a) x (c - a))
+        volume += float(_dot(a, doubled).sum())
+    return 0.5 * area, volume / 6.0
 
 
 def edge_topology(faces: np.ndarray) -> dict[str, bool | int]:
@@ -156,7 +172,10 @@ def undirected_edge_keys(faces: np.ndarray, n_points: int) -> np.ndarray:
 
 def vertex_normals(points: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Unit vertex normals, the area-weighted mean of the adjacent triangles' normals."""
-    _, face_n = _first_corner_and_cross(points, faces)  # length = 2 * area: area weighting
+    coords = _columns(points)
+    face_n = np.empty((3, len(faces)))  # length = 2 * area: area weighting for free
+    for start, corners in _chunks(faces):
+        face_n[:, start:start + _CHUNK] = _corner_and_cross(coords, corners)[1]
     corner = np.asarray(faces).T.ravel()  # every triangle's first corners, then second, third
     normals = np.stack([np.bincount(corner, weights=np.concatenate([c, c, c]),
                                     minlength=len(points)) for c in face_n], axis=1)
@@ -213,21 +232,22 @@ def split_quads(points: np.ndarray, quads: np.ndarray, *, centre: np.ndarray | N
     >>> triangles.tolist()
     [[0, 1, 2], [0, 2, 3]]
     """
-    if centre is None:
-        centre = points.mean(axis=0)
-    coords = [c - m for c, m in zip(_columns(points), centre, strict=True)]
-    q0, q1, q2, q3 = _columns(quads, np.int64)
-    a, b, c, d = ([k[q] for k in coords] for q in (q0, q1, q2, q3))
-    ac = [ci - ai for ci, ai in zip(c, a, strict=True)]
-    bd = [di - bi for di, bi in zip(d, b, strict=True)]
-    short = _dot(ac, ac) <= _dot(bd, bd)
-    # (a, b, c) + (a, c, d): a . ((b - d) x c);  (a, b, d) + (b, c, d): d . (b x (c - a))
-    volumes = np.where(short, _dot(a, _cross([-v for v in bd], c)), _dot(d, _cross(b, ac)))
+    coords = _centred(points, centre)
     triangles = np.empty((len(quads), 2, 3), dtype=np.int64)
-    triangles[:, 0, 0], triangles[:, 0, 1] = q0, q1
-    triangles[:, 0, 2] = np.where(short, q2, q3)
-    triangles[:, 1, 0] = np.where(short, q0, q1)
-    triangles[:, 1, 1], triangles[:, 1, 2] = q2, q3
+    volumes = np.empty(len(quads))
+    for start, (q0, q1, q2, q3) in _chunks(quads):
+        a, b, c, d = ([k[q] for k in coords] for q in (q0, q1, q2, q3))
+        ac = [ci - ai for ci, ai in zip(c, a, strict=True)]
+        bd = [di - bi for di, bi in zip(d, b, strict=True)]
+        short = _dot(ac, ac) <= _dot(bd, bd)
+        # (a, b, c) + (a, c, d): a . ((b - d) x c);  (a, b, d) + (b, c, d): d . (b x (c - a))
+        volumes[start:start + _CHUNK] = np.where(short, _dot(a, _cross([-v for v in bd], c)),
+                                                 _dot(d, _cross(b, ac)))
+        out = triangles[start:start + _CHUNK]
+        out[:, 0, 0], out[:, 0, 1] = q0, q1
+        out[:, 0, 2] = np.where(short, q2, q3)
+        out[:, 1, 0] = np.where(short, q0, q1)
+        out[:, 1, 1], out[:, 1, 2] = q2, q3
     return triangles.reshape(-1, 3), volumes / 6.0
 
 

@@ -94,6 +94,7 @@ _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
 _CHAMBER_BALLS = 2.25
 _CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
+_LEVEL_PCT_STACK = 65.0
 
 
 def _check_image(image: sitk.Image) -> None:
@@ -170,30 +171,34 @@ def _blood_threshold(smooth: np.ndarray, clicks: list[tuple[str, tuple[int, int,
     """Blood/tissue threshold at half-way between the dark tissue and the clicked cavities.
 
     The dark level is the median below the Otsu threshold of the region; the blood level is the
-    dimmest clicked cavity's local median (after moving its click off papillary muscles).
+    dimmest clicked cavity's local level (after moving its click off papillary muscles).
     Half-maximum is where an edge blurred by the scanner's point-spread function lies, in any
     contrast where blood is brighter than its wall: bSSFP, whole-heart and LGE alike.  That
     holds in short-axis cine stacks, whose blood is homogeneous; in 3D volumes and single
     slices (whole-heart, LGE, axial views of every chamber) the blood is less uniform (inflow,
     LGE's grey pool) and dimmer cavities than the clicked one's centre are common, so the cut
-    sits lower (``_BLOOD_FRACTION_VOLUME``; measured in ``docs/evaluation.md``).
+    sits lower (``_BLOOD_FRACTION_VOLUME``; measured in ``docs/evaluation.md``).  In stacks a
+    cavity's level is the 65th percentile of its 3 mm ball rather than the median: the ball
+    around the deepest point of a thin systolic right ventricle is half wall, whose median
+    would drop the threshold into the myocardium.
     """
     t = _otsu(smooth)
-    levels = [_local_level(smooth, _snap(smooth, p, spacing, thick, t), spacing)
+    stack = thick is not None and smooth.shape[thick] > 1
+    pct = _LEVEL_PCT_STACK if stack else 50.0
+    levels = [_local_level(smooth, _snap(smooth, p, spacing, thick, t), spacing, pct=pct)
               for s, p in clicks if s in BLOOD_STRUCTURES]
     if not levels or not (smooth < t).any():
         return t
     dark = float(np.median(smooth[smooth < t]))
-    stack = thick is not None and smooth.shape[thick] > 1
     frac = _BLOOD_FRACTION_STACK if stack else _BLOOD_FRACTION_VOLUME
     return dark + frac * (min(levels) - dark)
 
 
 def _local_level(smooth: np.ndarray, p: tuple[int, int, int], spacing_zyx: Sequence[float],
-                 radius_mm: float = 3.0) -> float:
+                 radius_mm: float = 3.0, pct: float = 50.0) -> float:
     sl = tuple(slice(max(c - max(int(radius_mm // s), 0), 0), c + max(int(radius_mm // s), 0) + 1)
                for c, s in zip(p, spacing_zyx, strict=True))
-    return float(np.median(smooth[sl]))
+    return float(np.percentile(smooth[sl], pct))
 
 
 def _per_slice(fn: Callable[[np.ndarray], np.ndarray], mask: np.ndarray,

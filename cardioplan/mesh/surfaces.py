@@ -716,6 +716,7 @@ def _decimate_patches(net: _Net, targets: dict[tuple[int, int], int]) -> _Net:
         new_points, new_faces, collapses = fast_simplification.simplify(
             points[ids], local, target_count=int(goal), preserve_border=True,
             return_collapses=True)
+        collapses = np.asarray(collapses).reshape(-1, 2)  # (kept, removed) vertex pairs
         kept = np.ones(len(ids), dtype=bool)
         kept[collapses[:, 1]] = False
         if _in_order(points[ids[kept]], new_points, collapses, kept):

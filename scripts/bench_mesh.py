@@ -7,8 +7,8 @@ produce smoothed surfaces decimated to the ``pcvr`` budget (1M triangles in all)
 (triangles, enclosed volume vs voxels, watertightness):
 
 * **CardioPlan**: :func:`cardioplan.mesh.build_surfaces` (one multi-label SurfaceNets3D pass on
-  the cropped map, windowed-sinc smoothing of the whole net, border-locked decimation) and
-  :func:`cardioplan.mesh.mesh_quality`.
+  the cropped map, windowed-sinc smoothing of the whole quad net, border-locked decimation) and
+  :func:`cardioplan.mesh.mesh_quality` (with the voxel counts the surfaces carry).
 * **baseline**: per structure, scikit-image ``marching_cubes`` on the structure's mask
   (``labels == value`` on the whole grid, as scripts usually do), the same windowed-sinc smoothing,
   the same fast-simplification decimation to the same per-structure share, the same check.

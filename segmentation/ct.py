@@ -56,7 +56,9 @@ SADDLE_SIGMA_MM = 2.0
 FAT_HU = -100.0
 """Typical epicardial fat; the myocardium's outer border is half-way to the wall's own HU."""
 THIN_WALL_MM = 4.5
-"""Largest wall grown around the right ventricle and the atria (their walls are 2-5 mm)."""
+"""Largest wall grown around the right ventricle (its free wall is 3-5 mm)."""
+ATRIAL_WALL_MM = 3.0
+"""Largest wall grown around the atria (their walls are 2-3 mm)."""
 WALL_HU = 20.0
 """Vessel wall and mural thrombus are above this HU; fat and lung below."""
 THROMBUS_MIN_MM = 4.0
@@ -1004,24 +1006,25 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     """Label soft tissue around the chambers as myocardium, in place.
 
     Soft tissue (from half-way between the wall's HU ``myo_hu`` and fat, to the blood threshold)
-    connected to the chambers, within
-    ``wall_mm`` of the left ventricle, or within :data:`THIN_WALL_MM` of the other chambers
-    (right ventricle and atria have thin walls) and nearer them than any great artery (the
-    atrial wall runs on as a muscular sleeve around the caval veins where they join).
+    connected to the chambers, within ``wall_mm`` of the left ventricle, :data:`THIN_WALL_MM`
+    of the right ventricle or :data:`ATRIAL_WALL_MM` of the atria (whichever chamber is
+    nearest), and for the thin walls nearer the chamber than any great artery (the atrial wall
+    runs on as a muscular sleeve around the caval veins where they join).
     """
     lv = labels == LABELS.value_of("left_ventricle")
-    others = np.isin(labels, [LABELS.value_of(c) for c in CHAMBERS if c != "left_ventricle"])
-    if not lv.any() and not others.any():
+    rv = labels == LABELS.value_of("right_ventricle")
+    atria = np.isin(labels, [LABELS.value_of("left_atrium"), LABELS.value_of("right_atrium")])
+    if not (lv.any() or rv.any() or atria.any()):
         lv = labels > 0
-    chambers = lv | others
+    chambers = lv | rv | atria
     far = np.full(arr.shape, np.inf, np.float32)
-    d_lv = _distance(~lv, work) if lv.any() else far
-    d_other = _distance(~others, work) if others.any() else far
+    d_lv, d_rv, d_at = (_distance(~m, work) if m.any() else far for m in (lv, rv, atria))
     arteries = np.isin(labels, [LABELS.value_of("aorta"), LABELS.value_of("pulmonary_artery")])
     to_artery = _distance(~arteries, work) if arteries.any() else far
     # the LV wall wraps the aortic root's base; thin walls stop where an artery is nearer
-    near = np.where(d_lv <= d_other, d_lv <= wall_mm,
-                    (d_other <= THIN_WALL_MM) & (d_other < to_artery))
+    d_thin = np.minimum(d_rv, d_at)
+    thin_mm = np.where(d_rv <= d_at, THIN_WALL_MM, ATRIAL_WALL_MM)
+    near = np.where(d_lv <= d_thin, d_lv <= wall_mm, (d_thin <= thin_mm) & (d_thin < to_artery))
     # the epicardial border is half-way between the measured wall and fat
     soft = (arr > 0.5 * (myo_hu + FAT_HU)) & (arr <= threshold) & (labels == 0) & near
     grown, _ = ndimage.label(soft | chambers)

@@ -49,6 +49,9 @@ WORK_SPACING_MM = 1.5
 """Target voxel size of the working grid (mm)."""
 CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 VESSELS = ("aorta", "pulmonary_artery", "superior_vena_cava", "inferior_vena_cava")
+CONTRAST_MIN_RADIUS_MM = 3.0
+"""Bright regions holding a sphere of this radius are contrast, not cortical bone (<= 4 mm
+thick in the chest)."""
 MIN_HEART_RADIUS_MM = 5.0
 """A heart's largest blood-filled chamber holds at least a sphere of this radius (newborn)."""
 SADDLE_SIGMA_MM = 2.0
@@ -154,7 +157,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     blood_hu, threshold, roi = _contrast_level(sitk.GetArrayViewFromImage(full), full)
     work = full[roi[2], roi[1], roi[0]]  # crop to the heart and its vessels (x, y, z order)
     arr = sitk.GetArrayViewFromImage(work)
-    bone = _bone_mask(arr, blood_hu, voxel_ml=_voxel_ml(work))
+    bone = _bone_mask(arr, blood_hu, spacing=work.GetSpacing()[::-1])
     blood = (arr > threshold) & ~bone
     heart_blood, dist = _heart_blood_pool(blood, work)
     points = _seed_points(seeds, heart_blood, dist, work)
@@ -164,7 +167,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     chambers.update(_auto_chambers(dist, work, taken=chambers, warnings=warnings))
     regions, names = _regions(heart_blood, dist, work, chambers,
                               {k: v for k, v in points.items() if k not in CHAMBERS})
-    labels_work = _label_regions(regions, names, dist, work)
+    inflow = _bright(arr, blood_hu) & ~bone  # undiluted contrast (see _bone_mask)
+    labels_work = _label_regions(regions, names, dist, work, inflow=inflow)
     _vessel_junctions(labels_work, dist, work)
     borders_mm = _centre_chamber_borders(labels_work, dist, work)
     valve_mm = _pulmonary_valve(labels_work, work)
@@ -248,7 +252,7 @@ def _contrast_level(arr: np.ndarray, work: sitk.Image
         raise SegmentationError("no heart found: the image has no contrast-enhanced blood "
                                 "(almost no voxels above 200 HU); the CT pipeline needs a "
                                 "contrast CT/CTA (use --modality mr for MRI)")
-    bone = _bone_mask(arr, 500.0, voxel_ml=_voxel_ml(work))
+    bone = _bone_mask(arr, 500.0, spacing=work.GetSpacing()[::-1])
     first = ndimage.binary_opening((arr > 200) & ~bone, iterations=1)
     dist = _distance(first, work)
     comps, _ = ndimage.label(first)
@@ -289,14 +293,26 @@ def _air_fraction(arr: np.ndarray, work: sitk.Image, centre: tuple[int, ...], *,
     return float(np.count_nonzero(ball & (arr[sl] < -500))) / float(max(ball.sum(), 1))
 
 
-def _bone_mask(arr: np.ndarray, blood_hu: float, *, voxel_ml: float) -> np.ndarray:
+def _bone_mask(arr: np.ndarray, blood_hu: float, *, spacing: Sequence[float]) -> np.ndarray:
     """Cortical bone and the cancellous bone it encloses (slice-wise hole filling).
 
     Only large cortical structures (>= 2 mL: vertebrae, sternum, ribs) enclose bone; small
     bright specks such as vessel-wall calcifications are removed but the lumen they ring is not.
+    Bright regions thicker than any cortex in the chest (an inscribed sphere of at least
+    :data:`CONTRAST_MIN_RADIUS_MM`) are undiluted contrast (the inflow of an arm injection in
+    the SVC and right atrium), not bone.  ``spacing`` is the voxel size ``(z, y, x)`` in mm.
     """
-    cortex = arr > max(blood_hu + 200.0, 550.0)
-    cortex = ndimage.binary_dilation(cortex, iterations=1) & (arr > blood_hu + 60.0) | cortex
+    voxel_ml = float(np.prod(spacing)) / 1000.0
+    bright = _bright(arr, blood_hu)
+    comps, n = ndimage.label(bright)
+    if n == 0:
+        return bright
+    depth = ndimage.distance_transform_edt(bright, sampling=spacing)
+    thick = np.r_[False, ndimage.maximum(depth, comps, np.arange(1, n + 1))
+                  >= CONTRAST_MIN_RADIUS_MM]
+    cortex = bright & ~thick[comps]
+    cortex = ndimage.binary_dilation(cortex, iterations=1) & (arr > blood_hu + 60.0) & \
+        ~thick[comps] | cortex
     comps, n = ndimage.label(cortex)
     if n == 0:
         return cortex
@@ -306,6 +322,11 @@ def _bone_mask(arr: np.ndarray, blood_hu: float, *, voxel_ml: float) -> np.ndarr
     filled = ndimage.binary_fill_holes(big, structure=np.array([[[0, 1, 0], [1, 1, 1],
                                                                  [0, 1, 0]]], bool))
     return filled | cortex
+
+
+def _bright(arr: np.ndarray, blood_hu: float) -> np.ndarray:
+    """Voxels far brighter than the blood pool: cortical bone or undiluted contrast."""
+    return arr > max(blood_hu + 200.0, 550.0)
 
 
 def _upsample(labels: np.ndarray, roi: tuple[slice, ...], factors: Sequence[int],
@@ -659,8 +680,13 @@ def _geodesic_far(blood: np.ndarray, start: np.ndarray, work: sitk.Image, *, far
 
 
 def _label_regions(regions: np.ndarray, names: dict[int, str], dist: np.ndarray,
-                   work: sitk.Image) -> np.ndarray:
-    """Name the far-vessel regions by the chamber they leave, and paint the label map."""
+                   work: sitk.Image, *, inflow: np.ndarray | None = None) -> np.ndarray:
+    """Name the far-vessel regions by the chamber they leave, and paint the label map.
+
+    A vessel end filled mostly with undiluted contrast (``inflow``: far brighter than the
+    blood pool, which the contrast reaches only after mixing in the lungs) carries the
+    injection back to the heart: it is the superior vena cava, whatever it touches.
+    """
     necks = _necks(regions, dist)
     neighbours: dict[int, list[tuple[int, float]]] = {}
     for (a, b), v in necks.items():
@@ -688,6 +714,10 @@ def _label_regions(regions: np.ndarray, names: dict[int, str], dist: np.ndarray,
                         neck >= 0.75 * min(r_ao, float(radius[nb])):
                     named[nb] = "aorta"
                     frontier.append(nb)
+    if inflow is not None:
+        for r in far:
+            if r not in named and np.mean(inflow[regions == r]) >= 0.5:
+                named[r] = "superior_vena_cava"
     vessel_of = {"left_ventricle": "aorta", "right_ventricle": "pulmonary_artery",
                  "left_atrium": None}
     pending = {r for r in far if r not in named}
@@ -700,7 +730,10 @@ def _label_regions(regions: np.ndarray, names: dict[int, str], dist: np.ndarray,
                 continue
             _, nb = max(cands)
             src = named[nb]
-            if src == "right_atrium":
+            if src in ("left_ventricle", "right_ventricle") and \
+                    centroid[r][2] < centroid[nb][2]:
+                vessel = src  # the great arteries leave upwards: below is the ventricle's own
+            elif src == "right_atrium":
                 vessel = "superior_vena_cava" if centroid[r][2] > centroid[nb][2] else \
                     "inferior_vena_cava"
             elif src in CHAMBERS:
@@ -841,9 +874,9 @@ def _channel_length(mask: np.ndarray, start: np.ndarray, work: sitk.Image, reach
     near = mask & (t < reach + 2 * step)
     # bin 0 is the seed layer itself (thicker than a step); smooth[j] is centred on bin j + 2
     area = np.bincount((t[near] / step).astype(np.int64))[1:].astype(float)
-    smooth = np.convolve(area, np.ones(3) / 3.0, mode="valid")
-    if smooth.size < 2:
+    if area.size < 4:  # the chamber ends within a few steps: no channel to measure
         return t, 0.0
+    smooth = np.convolve(area, np.ones(3) / 3.0, mode="valid")
     section = smooth[0]
     wide = np.flatnonzero(smooth > NECK_WIDENING * section)
     end = (int(wide[0]) + 1.5) * step if wide.size else reach
@@ -875,10 +908,16 @@ def _pulmonary_valve(labels: np.ndarray, work: sitk.Image) -> float | None:
     near = rv & (t < reach + 2 * step)
     bins = (t[near] / step).astype(np.int64)
     # bin 0 is the seed layer itself (thicker than a step); smooth[j] is centred on bin j + 2
-    smooth = np.convolve(np.bincount(bins)[1:].astype(float), np.ones(3) / 3.0, mode="valid")
+    area = np.bincount(bins)[1:].astype(float)
+    if area.size < 3:
+        return None
+    smooth = np.convolve(area, np.ones(3) / 3.0, mode="valid")
     for j in range(1, min(smooth.size - 1, int(reach / step) - 2)):
+        # the dip must exceed the relative prominence and the counting noise of a coarse
+        # grid (two standard deviations of a 3-step mean of voxel counts)
+        dip = max(VALVE_PROMINENCE * smooth[j], 2.0 * np.sqrt(smooth[j] / 3.0))
         if smooth[j] < smooth[j - 1] and smooth[j] <= smooth[j + 1] and \
-                smooth[:j].max() >= (1.0 + VALVE_PROMINENCE) * smooth[j]:
+                smooth[:j].max() >= smooth[j] + dip:
             cut = (j + 2.5) * step
             trunk = rv & (t < cut)
             labels[trunk] = pa_v

@@ -698,7 +698,9 @@ def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
     """Add the left-ventricular wall around the cavity.
 
     The wall is the band of myocardial intensity around the cavity: darker than blood (below
-    the half-maximum threshold) and brighter than lung, within a maximum thickness.  The
+    the half-maximum threshold; in stacks, below half-way between the wall and the cavity's
+    blood, where the cavity was cut, if that is higher) and brighter than lung, within a
+    maximum thickness.  The
     myocardial level comes from the myocardium click (or from the band just outside the cavity)
     and the thickness limit from the click's depth: the simulated click sits mid-wall, so the
     wall is about twice as thick there.  Per slice the band is closed (2 mm) so that it
@@ -718,6 +720,10 @@ def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
         depth = _MYO_DEFAULT_MM / 2
     near = (dist > 1.0) & (dist <= 4.0) & (labels == 0) & (smooth <= thr)
     level = float(np.median(smooth[near])) if near.any() else thr
+    if thick is not None:
+        # the cavity was cut half-way between its blood and its wall (_refine_cavity): the
+        # wall reaches up to that level, which can lie above the global blood threshold
+        thr = max(thr, 0.5 * (level + float(np.median(smooth[lv]))))
     t = float(np.clip(_MYO_THICKNESS_FACTOR * depth, 5.0, 25.0))
     floor = level - 0.5 * (level - float(np.percentile(smooth, 2)))
     free = labels == 0

@@ -95,7 +95,7 @@ is for a workstation GPU, ``print`` keeps full resolution for 3D printing."""
 SMOOTHING: dict[str, tuple[int, float] | None] = {
     "none": None,
     "light": (15, 0.04),
-    "standard": (30, 0.01),
+    "standard": (30, 0.0125),
     "strong": (60, 0.005),
 }
 """Smoothing presets: windowed-sinc ``(iterations, pass band)``; ``none`` keeps voxel steps.

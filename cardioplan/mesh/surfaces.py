@@ -101,7 +101,7 @@ SMOOTHING: dict[str, tuple[int, float] | None] = {
 """Smoothing presets: windowed-sinc ``(iterations, pass band)``; ``none`` keeps voxel steps.
 
 The pass bands are for the quad net (four grid neighbours per vertex), chosen on analytic
-spheres of radius 4-40 voxels (``docs/meshes.md``)."""
+spheres (radius 3-40 voxels) and thin cylinders (``docs/meshes.md``)."""
 
 MIN_TRIANGLES = 256
 """Fewest triangles a decimated structure keeps (fewer lose its shape)."""

@@ -8,7 +8,8 @@ Each step runs at the resolution it needs (details and measured figures: docs/se
    the largest inscribed sphere; its deep interior gives the blood HU ``B`` and the threshold
    (40 % from soft tissue to ``B``).  No sphere of :data:`MIN_HEART_RADIUS_MM`, or no lung
    around it -> ``SegmentationError("no heart found")``.  Work continues in that region's box.
-3. **Bone** -- thin cortical bone of large structures and what it encloses is removed.
+3. **Bone** -- thin cortical bone of large structures and what it encloses is removed; bright
+   regions thicker than any cortex are undiluted contrast (SVC / right-atrial inflow), kept.
 4. **Blood pool** -- threshold minus bone, opened; the component with the largest sphere.
 5. **Chambers** -- from seeds, or distance-map peaks merged across wide necks, tubes rejected,
    assigned to LV/RV/LA/RA by position (situs solitus).
@@ -16,10 +17,14 @@ Each step runs at the resolution it needs (details and measured figures: docs/se
    from the chambers along the blood pool) as markers.
 7. **Marker watershed** on the smoothed, inverted distance map: borders on the narrowest
    sections (valves, septal defects, vessel origins); vessel ends named by the chamber they
-   leave.  Veins that flare into the atrium are handed back by local thickness.
-8. **Boundaries** -- each structure's border at the midpoint of its own blood HU and the wall's.
-9. **Myocardium** -- soft tissue from half-way to fat up to the threshold, within a thick LV wall
-   or thin RV/atrial walls; enclosed gaps closed.
+   leave (ends below a ventricle are its recesses; ends full of undiluted contrast are the SVC).
+   Veins that flare into the atrium are handed back by local thickness; borders between
+   chambers move to the middle of the orifice channel they cross; the pulmonary border moves
+   back to the valve.
+8. **Boundaries** -- each structure's border at the midpoint of its own blood HU and the wall's
+   (the fat around them for the thin-walled caval veins); mural thrombus added to the aorta.
+9. **Myocardium** -- soft tissue from half-way to fat up to the threshold, within a thick LV wall,
+   a 4.5 mm RV wall or a 3 mm atrial wall; enclosed gaps closed.
 10. **Post-processing** (:mod:`segmentation.postprocess`) and exact block upsampling to the
     scan's grid.
 """

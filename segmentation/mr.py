@@ -93,6 +93,7 @@ _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
 _CHAMBER_BALLS = 2.25
+_OWN_FRACTION = 0.5
 _CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 _LEVEL_PCT_STACK = 65.0
 
@@ -397,6 +398,8 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
             lv_clicks = [p for s, p in blood_clicks if s == name]
             mask = _refine_cavity(smooth, mask, spacing, thick)
             mask = _lv_cavity(mask, lv_clicks, spacing, thick) & ~others
+        if thick is not None and arr.shape[thick] == 1:
+            mask = _own_half_maximum(smooth, mask, by_value[v], spacing, thick)
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
@@ -450,6 +453,25 @@ def _size_prior(mask: np.ndarray, grad: np.ndarray, bright: np.ndarray,
     speed = np.maximum(edge_speed(grad) * np.clip(depth / r, 0.0, 1.0), 1e-3)
     t = np.where(mask, arrival_time(speed, clicks, spacing_zyx=spacing), np.inf)
     return t <= np.partition(t.ravel(), cap)[cap]
+
+
+def _own_half_maximum(smooth: np.ndarray, mask: np.ndarray, clicks: list[tuple[int, int, int]],
+                      spacing: tuple[float, ...], thick: int) -> np.ndarray:
+    """Trim a structure of a single slice to its own half-maximum.
+
+    The shared blood threshold sits 0.35 of the way from the dark tissue to the *dimmest*
+    clicked cavity, so a brighter structure (an artery, a cavity with inflow) spreads into
+    grey tissue and partial volume around it; each structure is cut at half-way
+    (``_OWN_FRACTION``) between the dark tissue and its own level (the median around its
+    click), keeping the part connected to its click.
+    """
+    t = _otsu(smooth)
+    if not (smooth < t).any():
+        return mask
+    dark = float(np.median(smooth[smooth < t]))
+    level = max(_local_level(smooth, p, spacing) for p in clicks)
+    kept = component_at(mask & (smooth > dark + _OWN_FRACTION * (level - dark)), clicks)
+    return _per_slice(ndi.binary_fill_holes, kept, thick) if kept.any() else mask
 
 
 def _climb(depth: np.ndarray, p: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -151,7 +151,7 @@ def test_hvsmr_slice_with_six_structures(shared_data, validation_script):
     assert {"right_atrium", "aorta", "pulmonary_artery"} <= set(names)
     labels = segment_mr(image, seeds=seeds, structures=names)
     res = evaluate_labels(labels, ref, structures=[n for n in names if n in v.HVSMR_SCORED])
-    assert np.mean([r["dice"] for r in res.values()]) >= 0.78
+    assert np.mean([r["dice"] for r in res.values()]) >= 0.81
     assert res["aorta"]["dice"] >= 0.92
 
 

@@ -23,7 +23,8 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary
    muscles and trabeculae count as cavity) of the one blob that continues the neighbouring
-   slice's cavity, swept outwards from the click.  Then the shared post-processing
+   slice's cavity, swept outwards from the click.  The right ventricle of a stack only
+   shrinks from its click towards the apex.  Then the shared post-processing
    (:func:`segmentation.postprocess.clean_labels`: islands, holes, label-aware smoothing,
    minimum size, a warning for every requested structure that came out empty).
 6. ``myocardium``: the band of myocardial intensity around the left-ventricular cavity, within a
@@ -403,6 +404,8 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
+        _taper_right_ventricle(out, [p for s, p in blood_clicks if s == "right_ventricle"],
+                               thick)
     if "myocardium" in wanted:
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
         out = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
@@ -565,6 +568,36 @@ def _limit_to_lv_slices(labels: np.ndarray, thick: int) -> None:
     rv = LABELS.value_of("right_ventricle")
     for z in (*range(0, zs[0]), *range(zs[-1] + 1, view.shape[0])):
         view[z][view[z] == rv] = 0
+
+
+def _taper_right_ventricle(labels: np.ndarray, clicks: list[tuple[int, int, int]],
+                           thick: int) -> None:
+    """In a short-axis stack, let the right ventricle only shrink from its click towards the
+    apex: a slice's part beyond its neighbour's (towards the click) is dropped whenever the
+    slice is the larger of the two.
+
+    The right ventricle tapers to the apex (in 29 of the 30 ACDC reference frames its
+    cross-section never grows from its largest slice apexwards); a larger cross-section there
+    is a leak into apical fat or the pericardium.  The apex is the end of the left
+    ventricle's slices with the smaller cross-section.
+    """
+    lv = np.moveaxis(labels == LABELS.value_of("left_ventricle"), thick, 0)
+    area = lv.sum(axis=(1, 2))
+    zs = np.flatnonzero(area)
+    if len(zs) < 4 or not clicks:
+        return
+    apex = 1 if area[zs[-2:]].mean() < area[zs[:2]].mean() else -1
+    view = np.moveaxis(labels, thick, 0)
+    rv = LABELS.value_of("right_ventricle")
+    z = clicks[0][thick]
+    parent = view[z] == rv
+    z += apex
+    while 0 <= z < view.shape[0]:
+        cur = view[z] == rv
+        if cur.sum() > parent.sum():
+            view[z][cur & ~parent] = 0
+        parent = view[z] == rv
+        z += apex
 
 
 def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],

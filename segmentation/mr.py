@@ -18,7 +18,7 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    competition on the gradient magnitude), slice by slice in thick-slice stacks.  In 3D volumes a
    chamber (LV, RV, LA, RA) keeps at most 2.25x the volume of the largest ball inscribed in
    the blood around its click, the part its front reaches first (a size prior against leaks
-   through necks).
+   through necks), opened with a 5 mm ball.
 5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
    left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary
@@ -94,6 +94,7 @@ _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
 _CHAMBER_BALLS = 2.25
+_CHAMBER_OPEN_MM = 5.0
 _OWN_FRACTION = 0.5
 _CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 _LEVEL_PCT_STACK = 65.0
@@ -394,7 +395,8 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = component_at(grown[name] == v, by_value[v])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if thick is None and name in _CHAMBERS:
-            mask = ndi.binary_fill_holes(_size_prior(mask, grad, bright, by_value[v], spacing))
+            mask = _size_prior(mask, grad, bright, by_value[v], spacing)
+            mask = ndi.binary_fill_holes(_open_spurs(mask, by_value[v], spacing))
         if name == "left_ventricle" and thick is not None:
             lv_clicks = [p for s, p in blood_clicks if s == name]
             mask = _refine_cavity(smooth, mask, spacing, thick)
@@ -475,6 +477,17 @@ def _own_half_maximum(smooth: np.ndarray, mask: np.ndarray, clicks: list[tuple[i
     level = max(_local_level(smooth, p, spacing) for p in clicks)
     kept = component_at(mask & (smooth > dark + _OWN_FRACTION * (level - dark)), clicks)
     return _per_slice(ndi.binary_fill_holes, kept, thick) if kept.any() else mask
+
+
+def _open_spurs(mask: np.ndarray, clicks: list[tuple[int, int, int]],
+                spacing: tuple[float, ...]) -> np.ndarray:
+    """Open a 3D chamber with a ``_CHAMBER_OPEN_MM`` ball and keep the part holding its click:
+    drops the spurs the size prior's front left in veins and through necks."""
+    r = [int(_CHAMBER_OPEN_MM // s) for s in spacing]
+    grid = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
+    ball = sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= _CHAMBER_OPEN_MM ** 2
+    opened = component_at(ndi.binary_opening(mask, ball), clicks)
+    return opened if opened.any() else mask
 
 
 def _climb(depth: np.ndarray, p: tuple[int, int, int]) -> tuple[int, int, int]:

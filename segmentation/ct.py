@@ -22,7 +22,9 @@ Each step runs at the resolution it needs (details and measured figures: docs/se
    chambers move to the middle of the orifice channel they cross; the pulmonary border moves
    back to the valve.
 8. **Boundaries** -- each structure's border at the midpoint of its own blood HU and the wall's
-   (the fat around them for the thin-walled caval veins); mural thrombus added to the aorta.
+   (the fat around them for the thin-walled caval veins), never cutting a structure apart at
+   a dim neck; narrow branches beside the tracked descending aorta unlabelled; mural thrombus
+   (an ellipse fitted around the lumen's channels) added to the aorta.
 9. **Myocardium** -- soft tissue from half-way to fat up to the threshold, within a thick LV wall,
    a 4.5 mm RV wall or a 3 mm atrial wall; enclosed gaps closed.
 10. **Post-processing** (:mod:`segmentation.postprocess`) and exact block upsampling to the
@@ -78,7 +80,10 @@ WALL_RAYS = 36
 WALL_CLOSED_FRACTION = 0.75
 """Fraction of rays that must stop at fat or lung for an outer wall to be fitted."""
 WALL_FIT_MM = 2.5
-"""Largest median misfit (mm) of the outer-wall circle."""
+"""Largest median misfit (mm) of the outer-wall ellipse."""
+WALL_MAX_ELONGATION = 2.0
+"""Longest/shortest axis of an outer-wall ellipse: the axial cut of a vessel up to 60 degrees
+from the body axis (a descending aorta running obliquely)."""
 NECK_SEARCH_RADII = 2.0
 """A valve orifice or septal defect is searched within this many of its radii of a border."""
 NECK_WIDENING = 1.5
@@ -92,6 +97,13 @@ MIN_LUNG_FRACTION = 0.04
 """The heart lies between the lungs: at least this fraction of air within the search radius."""
 MIN_HEART_ML = 5.0
 """Smallest blood volume (mL) of the heart's connected blood pool."""
+BRANCH_RADIUS_FRACTION = 0.6
+"""An aortic section beside the tracked descending aorta, narrower than this fraction of its
+radius, is a branch (visceral artery)."""
+RECONNECT_ML = 0.5
+"""Smallest part of a structure kept joined to it when its edge refinement cuts a dim neck."""
+RECONNECT_MM = 10.0
+"""Longest dim neck (mm) restored between a structure and a part the refinement split off."""
 
 _JUNCTIONS = (("right_atrium", "superior_vena_cava", 1.2, 4.0),
               ("right_atrium", "inferior_vena_cava", 1.2, 4.0),
@@ -170,14 +182,18 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     source = "seeds" if len(chambers) == len(CHAMBERS) else \
         "automatic" if not chambers else "seeds + automatic"
     chambers.update(_auto_chambers(dist, work, taken=chambers, warnings=warnings))
-    regions, names = _regions(heart_blood, dist, work, chambers,
-                              {k: v for k, v in points.items() if k not in CHAMBERS})
+    vessel_points = {k: v for k, v in points.items() if k not in CHAMBERS}
+    descending = None if "aorta" in vessel_points else _descending_aorta(heart_blood, work)
+    regions, names = _regions(heart_blood, dist, work, chambers, vessel_points,
+                              descending=descending)
     inflow = _bright(arr, blood_hu) & ~bone  # undiluted contrast (see _bone_mask)
     labels_work = _label_regions(regions, names, dist, work, inflow=inflow)
     _vessel_junctions(labels_work, dist, work)
     borders_mm = _centre_chamber_borders(labels_work, dist, work)
     valve_mm = _pulmonary_valve(labels_work, work)
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
+    if descending is not None:
+        _prune_aortic_branches(labels_work, descending, work)
     wall_voxels = _vessel_wall(labels_work, arr, bone, work)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
@@ -568,9 +584,11 @@ def _ball_markers(shape: tuple[int, ...], dist: np.ndarray, points: dict[str, tu
 
 
 def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
-             chambers: dict[str, tuple], vessel_points: dict[str, tuple]
-             ) -> tuple[np.ndarray, dict[int, str]]:
+             chambers: dict[str, tuple], vessel_points: dict[str, tuple], *,
+             descending: np.ndarray | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """Watershed of the inverted distance map from chamber, seeded and far-vessel markers.
+
+    ``descending`` is the tracked descending aorta's marker (:func:`_descending_aorta`).
 
     Returns the region map and ``region id -> structure name`` for the chambers and seeded
     structures; far-vessel regions (ids > 1000) are named later by their neighbours.
@@ -582,12 +600,10 @@ def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
         names[i + 1] = name
     points = {**chambers, **vessel_points}
     markers = _ball_markers(blood.shape, dist, points, values, work)
-    if "aorta" not in vessel_points:
-        descending = _descending_aorta(blood, work)
-        if descending is not None:
-            values["aorta"] = len(values) + 1
-            names[values["aorta"]] = "aorta"
-            markers[descending & (markers == 0)] = values["aorta"]
+    if descending is not None:
+        values["aorta"] = len(values) + 1
+        names[values["aorta"]] = "aorta"
+        markers[descending & (markers == 0)] = values["aorta"]
     if chambers:
         r_ch = max(float(dist[p]) for p in chambers.values())
         far = _geodesic_far(blood, markers > 0, work, far_mm=2.5 * r_ch)
@@ -665,6 +681,36 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
         marker[z] = d2 >= 0.5 * r
         tracked += 1
     return marker if tracked * sz >= 20.0 else None
+
+
+def _prune_aortic_branches(labels: np.ndarray, descending: np.ndarray, work: sitk.Image
+                           ) -> None:
+    """Unlabel the aortic branches that run beside the tracked descending aorta, in place.
+
+    The descending aorta is one tube of slowly varying section; a visceral artery leaves it at
+    an angle with a far smaller radius and runs on beside it (the superior mesenteric artery
+    runs caudally in front of it).  In each slice where the descending aorta was tracked,
+    aortic sections that do not touch the tracked one and whose inscribed radius is less than
+    :data:`BRANCH_RADIUS_FRACTION` of its are branches, not aorta.  A wider section there (the
+    ascending aorta beside the heart) stays.
+    """
+    ao_v = LABELS.value_of("aorta")
+    sy, sx = work.GetSpacing()[1], work.GetSpacing()[0]
+    for z in np.flatnonzero(descending.any(axis=(1, 2))):
+        comps, n = ndimage.label(labels[z] == ao_v)
+        if n <= 1:
+            continue
+        ids = np.arange(1, n + 1)
+        d2 = ndimage.distance_transform_edt(comps > 0, sampling=(sy, sx))
+        radius = ndimage.maximum(d2, comps, ids)
+        tracked = np.unique(comps[descending[z]])
+        tracked = tracked[tracked > 0]
+        if tracked.size == 0:
+            continue
+        r_ao = float(max(radius[t - 1] for t in tracked))
+        for i in ids:
+            if i not in tracked and radius[i - 1] < BRANCH_RADIUS_FRACTION * r_ao:
+                labels[z][comps == i] = 0
 
 
 def _geodesic(mask: np.ndarray, start: np.ndarray, work: sitk.Image, *, stop_mm: float
@@ -957,11 +1003,15 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
     tissue = (arr >= WALL_HU) & ~bone & ((labels == 0) | aorta) & own
     fat_or_lung = arr < WALL_HU
     angles = np.linspace(0.0, 2.0 * np.pi, WALL_RAYS, endpoint=False)
-    fits: dict[tuple[int, int], tuple[float, float, float]] = {}  # (z, section): circle
+    fits: dict[tuple[int, int], tuple] = {}  # (z, section): ellipse
     for z in np.flatnonzero(aorta.any(axis=(1, 2))):
-        comps, n = ndimage.label(aorta[z])
+        # lumen channels closer than a thrombus is thick share one sac (a lumen split by
+        # thrombus or a flap): one section
+        near = ndimage.distance_transform_edt(~aorta[z], sampling=(sy, sx)) <= \
+            0.5 * THROMBUS_MIN_MM
+        comps, n = ndimage.label(near)
         for c in range(1, n + 1):
-            sec = comps == c
+            sec = (comps == c) & aorta[z]
             yy, xx = np.nonzero(sec)
             cy, cx = yy.mean(), xx.mean()
             r_lumen = float(np.sqrt(sec.sum() * sx * sy / np.pi))
@@ -983,29 +1033,61 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
                 continue
             ey = py[closed, stops[closed]] * sy
             ex = px[closed, stops[closed]] * sx
-            # algebraic (Kasa) circle fit to the stops
-            a_mat = np.column_stack([ex, ey, np.ones_like(ex)])
-            b_vec = ex ** 2 + ey ** 2
-            (p0, p1, p2), *_ = np.linalg.lstsq(a_mat, b_vec, rcond=None)
-            ox, oy = p0 / 2.0, p1 / 2.0
-            rad = float(np.sqrt(max(p2 + ox ** 2 + oy ** 2, 0.0)))
-            resid = np.abs(np.hypot(ex - ox, ey - oy) - rad)
-            if np.median(resid) > WALL_FIT_MM or rad > reach or \
+            fit = _fit_ellipse(ex, ey)
+            if fit is None:
+                continue
+            rad = float(np.sqrt(fit[2] * fit[3]))  # equivalent radius
+            if fit[4] > WALL_FIT_MM or max(fit[2], fit[3]) > reach or \
                     rad < r_lumen + THROMBUS_MIN_MM:  # a normal wall is left to the lumen
                 continue
-            fits[(int(z), c)] = (ox, oy, rad)
+            fits[(int(z), c)] = fit
     added = 0
     yy, xx = np.mgrid[0:arr.shape[1], 0:arr.shape[2]]
-    for (z, _c), (ox, oy, rad) in fits.items():
+    for (z, _c), fit in fits.items():
+        rad = float(np.sqrt(fit[2] * fit[3]))
         # continuity: sections within 2 slices must have been fitted and agree on the radius
-        near = [f[2] for (zz, _), f in fits.items() if 0 < abs(zz - z) <= 2]
+        near = [float(np.sqrt(f[2] * f[3])) for (zz, _), f in fits.items() if 0 < abs(zz - z) <= 2]
         if len(near) < 2 or abs(float(np.median(near)) - rad) > WALL_FIT_MM * 2:
             continue
-        disk = np.hypot(xx * sx - ox, yy * sy - oy) <= rad
+        disk = fit[5](xx * sx, yy * sy) <= 1.0
         grow = disk & tissue[z] & (labels[z] == 0)
         labels[z][grow] = ao_v
         added += int(grow.sum())
     return added
+
+
+def _fit_ellipse(x: np.ndarray, y: np.ndarray) -> tuple | None:
+    """Algebraic least-squares ellipse through points (mm): an oblique cut of a round vessel.
+
+    Returns ``(cx, cy, a, b, misfit, inside)`` -- centre, semi-axes, the median radial misfit
+    (mm) of the points and ``inside(x, y)``, which is <= 1 inside -- or None when the points
+    do not lie on an ellipse no more elongated than :data:`WALL_MAX_ELONGATION`.
+    """
+    mx, my = float(x.mean()), float(y.mean())
+    u, v = x - mx, y - my
+    design = np.column_stack([u * u, u * v, v * v, u, v])
+    (qa, qb, qc, qd, qe), *_ = np.linalg.lstsq(design, np.ones_like(u), rcond=None)
+    quad = np.array([[qa, qb / 2.0], [qb / 2.0, qc]])
+    if np.linalg.det(quad) <= 0.0:
+        return None  # a hyperbola or parabola
+    u0, v0 = np.linalg.solve(2.0 * quad, [-qd, -qe])
+    level = 1.0 - (qa * u0 * u0 + qb * u0 * v0 + qc * v0 * v0 + qd * u0 + qe * v0)
+    eig = np.linalg.eigvalsh(quad)
+    if level <= 0.0 or eig.min() <= 0.0:
+        return None
+    a, b = np.sqrt(level / eig)
+    if max(a, b) > WALL_MAX_ELONGATION * min(a, b):
+        return None
+    cx, cy = mx + u0, my + v0
+
+    def inside(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+        du, dv = px - cx, py - cy
+        return (qa * du * du + qb * du * dv + qc * dv * dv) / level
+
+    dx, dy = x - cx, y - cy
+    r = np.hypot(dx, dy)
+    misfit = float(np.median(np.abs(r - r / np.sqrt(np.maximum(inside(x, y), 1e-12)))))
+    return cx, cy, float(a), float(b), misfit, inside
 
 
 def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
@@ -1040,9 +1122,51 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
                 outside = float(np.clip(np.median(around), FAT_HU, myo_hu))
         cut = 0.5 * (level + outside)
         labels[mask & (arr < cut)] = 0
+        labels[_reconnect(mask, labels == v, work)] = v
         grow = ndimage.binary_dilation(labels == v) & (labels == 0) & (arr >= cut) & ~bone
         labels[grow] = v
     return myo_hu
+
+
+def _reconnect(before: np.ndarray, after: np.ndarray, work: sitk.Image) -> np.ndarray:
+    """Voxels of ``before`` to restore so that the parts of ``after`` stay joined.
+
+    Trimming a structure's edge at a HU level is a partial-volume correction; it must not cut
+    the structure apart where its lumen narrows to a dim neck (a lumen narrowed by thrombus,
+    partial volume in a small channel).  Each part of ``after`` of at least
+    :data:`RECONNECT_ML` that ``before`` joined to the largest part gets back the steepest
+    path (face neighbours, geodesic distance inside ``before``) from the largest part to it,
+    and the trimmed voxels touching that path, when the path is at most :data:`RECONNECT_MM`.
+    """
+    comps, n = ndimage.label(after)
+    restore = np.zeros(before.shape, bool)
+    if n <= 1:
+        return restore
+    sizes = np.bincount(comps.ravel())[1:]
+    main = int(np.argmax(sizes)) + 1
+    min_voxels = RECONNECT_ML / _voxel_ml(work)
+    steps = [np.array(d) for d in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0),
+                                   (0, 0, 1), (0, 0, -1))]
+    for i in np.flatnonzero(sizes >= min_voxels) + 1:
+        if i == main:
+            continue
+        d = _geodesic(before, comps == i, work, stop_mm=RECONNECT_MM)
+        d = np.where(before, d, np.inf)
+        on_main = np.where(comps == main, d, np.inf)
+        p = np.array(np.unravel_index(int(np.argmin(on_main)), d.shape))
+        if not np.isfinite(on_main[tuple(p)]) or on_main[tuple(p)] > RECONNECT_MM:
+            continue
+        path = np.zeros(before.shape, bool)
+        while comps[tuple(p)] != i:
+            path[tuple(p)] = True
+            nbs = [p + s for s in steps
+                   if all(0 <= c < m for c, m in zip(p + s, d.shape, strict=True))]
+            q = min(nbs, key=lambda x: d[tuple(x)])
+            if d[tuple(q)] >= d[tuple(p)]:
+                break
+            p = q
+        restore |= ndimage.binary_dilation(path) & before & ~after
+    return restore
 
 
 def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work: sitk.Image,

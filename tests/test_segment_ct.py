@@ -129,11 +129,15 @@ def test_chest_cta_aorta(shared_data):
     ref = sitk.ReadImage(str(folder / "aorta_mask.nii.gz"))
     result = segment(Volume(ct, modality="CT"))
     aorta = structure_mask(result.labels, "aorta")
-    assert dice(aorta, ref) >= 0.72
+    assert dice(aorta, ref) >= 0.76  # 0.72 before the lowest slices were kept (see docs)
     # what is labelled aorta lies in the reference aorta (no chamber or PA labelled aorta)
-    inside = np.count_nonzero(sitk.GetArrayViewFromImage(aorta)
-                              & sitk.GetArrayViewFromImage(ref).astype(bool))
-    assert inside >= 0.8 * np.count_nonzero(sitk.GetArrayViewFromImage(aorta))
+    ours = sitk.GetArrayViewFromImage(aorta).astype(bool)
+    truth = sitk.GetArrayViewFromImage(ref).astype(bool)
+    assert np.count_nonzero(ours & truth) >= 0.8 * np.count_nonzero(ours)
+    # the lowest (abdominal) slices: the aorta's own lumen, not the visceral artery beside it
+    low_ours, low_truth = ours[:9], truth[:9]
+    assert np.count_nonzero(low_ours & low_truth) >= 0.6 * np.count_nonzero(low_truth)
+    assert np.count_nonzero(low_ours & low_truth) >= 0.9 * np.count_nonzero(low_ours)
 
 
 @pytest.mark.parametrize("name", ["example_ct.nii.gz", "example_ct_sm.nii.gz"])

@@ -24,7 +24,8 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary
    muscles and trabeculae count as cavity) of the one blob that continues the neighbouring
    slice's cavity, swept outwards from the click.  The right ventricle of a stack only
-   shrinks from its click towards the apex.  Then the shared post-processing
+   shrinks from its click towards the apex and gets a one-voxel rim (after the myocardium).
+   Then the shared post-processing
    (:func:`segmentation.postprocess.clean_labels`: islands, holes, label-aware smoothing,
    minimum size, a warning for every requested structure that came out empty).
 6. ``myocardium``: the band of myocardial intensity around the left-ventricular cavity, within a
@@ -411,6 +412,13 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
     if "myocardium" in wanted:
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
         out = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
+    if thick is not None and arr.shape[thick] > 1:
+        # like the LV's hull plus one voxel: the border on the wall, not at the blood's
+        # half-maximum (the trabeculated rim counts as cavity); after the wall, which keeps
+        # the septum
+        rv = out == LABELS.value_of("right_ventricle")
+        out[_per_slice(ndi.binary_dilation, rv, thick) & (out == 0)] = LABELS.value_of(
+            "right_ventricle")
     return out
 
 

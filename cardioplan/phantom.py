@@ -22,6 +22,8 @@ units, LPS geometry with identity direction) and its uint8 label map (values fro
 
 Intensities follow a CTA bolus: left-heart blood brighter than right-heart blood, the IVC only
 partly opacified.  A Gaussian blur of ~0.5 voxel models partial volume before Gaussian noise.
+:func:`make_mr_phantom` paints the same anatomy (same label map) as a bright-blood bSSFP-like
+3D MR volume with a smooth coil bias field and Rician noise.
 
 Examples
 --------
@@ -44,7 +46,8 @@ import SimpleITK as sitk
 from cardioplan.errors import InputError
 from cardioplan.labels import LABELS
 
-__all__ = ["make_phantom", "TISSUE_HU", "DEFAULT_FOV_MM", "CHEST_CENTER_LPS"]
+__all__ = ["make_phantom", "make_mr_phantom", "TISSUE_HU", "TISSUE_MR", "DEFAULT_FOV_MM",
+           "CHEST_CENTER_LPS"]
 
 DEFAULT_FOV_MM = (160.0, 160.0, 130.0)
 """Field of view (x, y, z) in mm when ``shape`` is not given (times ``scale``)."""
@@ -63,6 +66,16 @@ TISSUE_HU: dict[str, float] = {
 }
 """Mean HU of each tissue class (left/right blood differ as with a real contrast bolus)."""
 _HU_TABLE = np.array(list(TISSUE_HU.values()), dtype=np.float32)
+TISSUE_MR: dict[str, float] = {
+    "air": 0.0, "subcutaneous_fat": 850.0, "muscle": 280.0, "lung": 60.0, "fat": 800.0,
+    "cortical_bone": 30.0, "cancellous_bone": 550.0, "myocardium": 300.0, "blood_left": 1000.0,
+    "blood_right": 1000.0, "svc_blood": 950.0, "ivc_blood": 950.0, "cartilage": 400.0,
+    "csf": 1100.0,
+}
+"""Signal of each tissue class in the bright-blood MR phantom (bSSFP contrast ~ T2/T1: blood,
+fat and CSF bright; red marrow and cartilage intermediate; muscle dark grey; lung, air and
+cortical bone dark).  The same keys, in the same order, as :data:`TISSUE_HU`."""
+_MR_TABLE = np.array([TISSUE_MR[k] for k in TISSUE_HU], dtype=np.float32)
 
 _LV, _RV, _LA, _RA, _MYOL, _AO, _PA, _SVCL, _IVCL = (
     LABELS.value_of(n) for n in ("left_ventricle", "right_ventricle", "left_atrium",
@@ -266,17 +279,11 @@ def make_phantom(*, spacing: Sequence[float] = (1.0, 1.0, 1.0),
     >>> img.GetSize()
     (80, 80, 65)
     """
-    sp, origin_local, shape_zyx = _grid(spacing, shape, scale)
     if noise_hu < 0 or blur_voxels < 0 or vsd_diameter_mm < 0:
         raise InputError("noise_hu, blur_voxels and vsd_diameter_mm must not be negative")
-    canvas = _Canvas(origin=origin_local / scale, spacing=sp / scale, shape_zyx=shape_zyx,
-                     scale=scale, tissue=np.zeros(shape_zyx, np.uint8),
-                     labels=np.zeros(shape_zyx, np.uint8))
-    _draw_chest(canvas)
-    _draw_heart(canvas, vsd_radius=vsd_diameter_mm / 2.0)
-
-    hu = _HU_TABLE[canvas.tissue]
-    del canvas.tissue
+    tissue, labels, sp, origin = _paint_anatomy(spacing, shape, scale, vsd_diameter_mm)
+    hu = _HU_TABLE[tissue]
+    del tissue
     image = sitk.GetImageFromArray(hu)
     image.SetSpacing([float(s) for s in sp])
     if blur_voxels > 0:
@@ -287,12 +294,94 @@ def make_phantom(*, spacing: Sequence[float] = (1.0, 1.0, 1.0),
         rng = np.random.default_rng(seed)
         arr += rng.standard_normal(arr.shape, dtype=np.float32) * np.float32(noise_hu)
     out = sitk.GetImageFromArray(np.clip(np.rint(arr), -1024, 3071).astype(np.int16))
-    labels = sitk.GetImageFromArray(canvas.labels)
+    return _place(out, sp, origin), _place(labels, sp, origin)
+
+
+def make_mr_phantom(*, spacing: Sequence[float] = (1.0, 1.0, 1.0),
+                    shape: Sequence[int] | None = None, scale: float = 1.0,
+                    noise: float = 0.04, bias: float = 0.3, blur_voxels: float = 0.5,
+                    seed: int = 0, vsd_diameter_mm: float = 7.0
+                    ) -> tuple[sitk.Image, sitk.Image]:
+    """Build the same anatomy as :func:`make_phantom` as a bright-blood (bSSFP-like) 3D MR.
+
+    Each tissue class gets its :data:`TISSUE_MR` signal (blood 1000: no contrast bolus, so left
+    and right blood are equal; fat bright; myocardium and muscle dark grey; lung, air and
+    cortical bone dark), blurred by ``blur_voxels``, multiplied by a smooth receive-coil bias
+    field (brighter anteriorly and at the centre of the field of view) and given Rician noise
+    (the magnitude of a complex signal with Gaussian noise in both channels).
+
+    Parameters
+    ----------
+    spacing, shape, scale, blur_voxels, seed, vsd_diameter_mm
+        As in :func:`make_phantom`; the label map is identical to the CT phantom's.
+    noise : float
+        Standard deviation of the noise in each channel, as a fraction of the blood signal.
+    bias : float
+        Strength of the bias field: the signal varies by about ``1 +- bias`` over the chest.
+
+    Returns
+    -------
+    image : SimpleITK.Image
+        float32 magnitude image (arbitrary units, blood about 1000), LPS, identity direction.
+    labels : SimpleITK.Image
+        uint8 ground truth on the same grid.
+
+    Examples
+    --------
+    >>> img, lab = make_mr_phantom(spacing=(2, 2, 2))
+    >>> img.GetPixelID() == sitk.sitkFloat32
+    True
+    """
+    if noise < 0 or blur_voxels < 0 or vsd_diameter_mm < 0 or not 0 <= bias < 1:
+        raise InputError("noise, blur_voxels and vsd_diameter_mm must not be negative and "
+                         "bias must be in 0..1")
+    tissue, labels, sp, origin = _paint_anatomy(spacing, shape, scale, vsd_diameter_mm)
+    image = sitk.GetImageFromArray(_MR_TABLE[tissue])
+    del tissue
+    image.SetSpacing([float(s) for s in sp])
+    if blur_voxels > 0:
+        image = sitk.SmoothingRecursiveGaussian(image, [float(blur_voxels * s) for s in sp])
+    arr = sitk.GetArrayFromImage(image) * _bias_field(image.GetSize(), sp, scale, bias)
+    if noise > 0:
+        rng = np.random.default_rng(seed)
+        sigma = np.float32(noise * TISSUE_MR["blood_left"])
+        re = arr + rng.standard_normal(arr.shape, dtype=np.float32) * sigma
+        im = rng.standard_normal(arr.shape, dtype=np.float32) * sigma
+        arr = np.sqrt(re * re + im * im)
+    out = sitk.GetImageFromArray(arr.astype(np.float32))
+    return _place(out, sp, origin), _place(labels, sp, origin)
+
+
+def _bias_field(size_xyz: Sequence[int], sp: np.ndarray, scale: float,
+                bias: float) -> np.ndarray:
+    """A smooth multiplicative receive field ``[z, y, x]``: an anterior-posterior ramp (the
+    anterior coil) times a fall-off away from the centre of the field of view."""
+    half = [(n - 1) * s / 2.0 for n, s in zip(size_xyz, sp, strict=True)]
+    x, y, z = (((np.arange(n) * s - h) / (80.0 * scale)).astype(np.float32)
+               for n, s, h in zip(size_xyz, sp, half, strict=True))
+    ramp = -0.6 * y[None, :, None]                   # LPS: anterior is -y
+    falloff = -0.4 * (x[None, None, :] ** 2 + z[:, None, None] ** 2)
+    return np.exp(np.float32(bias) * (ramp + falloff)).astype(np.float32)
+
+
+def _paint_anatomy(spacing: Sequence[float], shape: Sequence[int] | None, scale: float,
+                   vsd_diameter_mm: float
+                   ) -> tuple[np.ndarray, sitk.Image, np.ndarray, np.ndarray]:
+    """Tissue classes ``[z, y, x]``, the label image, the spacing and the LPS origin."""
+    sp, origin_local, shape_zyx = _grid(spacing, shape, scale)
+    canvas = _Canvas(origin=origin_local / scale, spacing=sp / scale, shape_zyx=shape_zyx,
+                     scale=scale, tissue=np.zeros(shape_zyx, np.uint8),
+                     labels=np.zeros(shape_zyx, np.uint8))
+    _draw_chest(canvas)
+    _draw_heart(canvas, vsd_radius=vsd_diameter_mm / 2.0)
     origin = np.asarray(CHEST_CENTER_LPS) + origin_local
-    for img in (out, labels):
-        img.SetSpacing([float(s) for s in sp])
-        img.SetOrigin([float(o) for o in origin])
-    return out, labels
+    return canvas.tissue, sitk.GetImageFromArray(canvas.labels), sp, origin
+
+
+def _place(image: sitk.Image, sp: np.ndarray, origin: np.ndarray) -> sitk.Image:
+    image.SetSpacing([float(s) for s in sp])
+    image.SetOrigin([float(o) for o in origin])
+    return image
 
 
 def _draw_chest(c: _Canvas) -> None:

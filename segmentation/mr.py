@@ -94,7 +94,10 @@ _ANGLE_BINS = 72
 _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
-_CHAMBER_BALLS = 2.25
+_CHAMBER_BALLS = {"left_ventricle": 2.25, "right_ventricle": 8.0, "left_atrium": 2.25,
+                  "right_atrium": 2.25}
+_NECK_FRACTION = 0.6
+_NECKED = ("left_ventricle", "right_ventricle", "right_atrium")
 _CHAMBER_OPEN_MM = 5.0
 _OWN_FRACTION = 0.5
 _CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
@@ -396,8 +399,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = component_at(grown[name] == v, by_value[v])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if thick is None and name in _CHAMBERS:
-            mask = _size_prior(mask, grad, bright, by_value[v], spacing)
-            mask = ndi.binary_fill_holes(_open_spurs(mask, by_value[v], spacing))
+            mask = _chamber_3d(mask, name, smooth, grad, bright, by_value[v], spacing)
         if name == "left_ventricle" and thick is not None:
             lv_clicks = [p for s, p in blood_clicks if s == name]
             mask = _refine_cavity(smooth, mask, spacing, thick)
@@ -446,10 +448,57 @@ def _grow_volume(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
     return out
 
 
-def _size_prior(mask: np.ndarray, grad: np.ndarray, bright: np.ndarray,
-                clicks: list[tuple[int, int, int]], spacing: tuple[float, ...]) -> np.ndarray:
-    """Cut a 3D chamber to at most ``_CHAMBER_BALLS`` times the volume of the largest ball
-    inscribed in the blood around its click, keeping the voxels its front reaches first.
+def _chamber_3d(grown: np.ndarray, name: str, smooth: np.ndarray, grad: np.ndarray,
+                bright: np.ndarray, clicks: list[tuple[int, int, int]],
+                spacing: tuple[float, ...]) -> np.ndarray:
+    """A chamber of a 3D volume from its grown region: size prior, then necks and spurs.
+
+    The size prior (:func:`_size_prior`) caps the region at ``_CHAMBER_BALLS`` inscribed balls:
+    2.25 for the atria and the left ventricle (chosen on LA2018), 8 for the right ventricle,
+    whose crescent around the septum holds about as much blood as the left ventricle with about
+    0.6 times its depth (1 / 0.6^3 = 4.6 times the LV's ratio).  The left atrium is then opened
+    with a ``_CHAMBER_OPEN_MM`` ball (its pulmonary veins are part of it in the project's label
+    set).  The ventricles and the right atrium, whose outlets and inlets (aorta, pulmonary
+    artery, caval veins) are structures of their own, are cut at necks: opened with a ball of
+    ``_NECK_FRACTION`` of their inscribed radius (an arterial valve or a caval vein is about
+    half as wide as its chamber), the opened-away rim within that radius given back.  The size
+    prior's front reaches a chamber's boundary layer last (the front slows with depth), after
+    it has passed a neck; so these chambers finally get back the grown voxels one voxel around
+    them that are brighter than their own half-maximum (:func:`_own_edge`).
+    """
+    depth = ndi.distance_transform_edt(bright, sampling=spacing).astype(np.float32)
+    r = max(float(depth[_climb(depth, p)]) for p in clicks)
+    if r <= 0.0:
+        return grown
+    mask = _size_prior(grown, grad, depth, r, clicks, spacing, _CHAMBER_BALLS[name])
+    if name not in _NECKED:
+        return ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, _CHAMBER_OPEN_MM))
+    radius = max(_CHAMBER_OPEN_MM, _NECK_FRACTION * r)
+    mask = ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, radius, give_back=True))
+    return _own_edge(smooth, mask, grown, bright, clicks)
+
+
+def _own_edge(smooth: np.ndarray, mask: np.ndarray, grown: np.ndarray, bright: np.ndarray,
+              clicks: list[tuple[int, int, int]]) -> np.ndarray:
+    """Put a 3D chamber's border at its own half-maximum: half-way between its blood (median
+    inside) and its wall (median of the non-blood voxels up to 3 voxels outside).  The grown
+    voxels one voxel around the chamber above that level are added, those inside below it
+    dropped; the part holding the click is kept."""
+    ring = ndi.binary_dilation(mask, iterations=3) & ~mask & ~bright
+    if not ring.any():
+        return mask
+    wall = float(np.median(smooth[ring]))
+    cut = 0.5 * (wall + float(np.median(smooth[mask])))
+    kept = component_at(ndi.binary_dilation(mask) & grown & (smooth > cut), clicks)
+    return ndi.binary_fill_holes(kept) if kept.any() else mask
+
+
+def _size_prior(mask: np.ndarray, grad: np.ndarray, depth: np.ndarray, r: float,
+                clicks: list[tuple[int, int, int]], spacing: tuple[float, ...],
+                balls: float) -> np.ndarray:
+    """Cut a 3D chamber to at most ``balls`` times the volume of the largest ball inscribed in
+    the blood around its click (radius ``r``; ``depth`` is the blood's distance map), keeping
+    the voxels its front reaches first.
 
     The chamber's scale is the depth in the blood mask (distance to the nearest non-blood
     voxel) of the local maximum reached by climbing that depth from the click, so it does not
@@ -458,10 +507,8 @@ def _size_prior(mask: np.ndarray, grad: np.ndarray, bright: np.ndarray,
     it fills the wide chamber before it passes narrow necks (valves, veins, thin-walled
     contacts with neighbouring cavities).
     """
-    depth = ndi.distance_transform_edt(bright, sampling=spacing).astype(np.float32)
-    r = max(float(depth[_climb(depth, p)]) for p in clicks)
-    cap = int(_CHAMBER_BALLS * 4.0 / 3.0 * math.pi * r ** 3 / math.prod(spacing))
-    if r <= 0.0 or int(mask.sum()) <= cap:
+    cap = int(balls * 4.0 / 3.0 * math.pi * r ** 3 / math.prod(spacing))
+    if int(mask.sum()) <= cap:
         return mask
     speed = np.maximum(edge_speed(grad) * np.clip(depth / r, 0.0, 1.0), 1e-3)
     t = np.where(mask, arrival_time(speed, clicks, spacing_zyx=spacing), np.inf)
@@ -488,14 +535,19 @@ def _own_half_maximum(smooth: np.ndarray, mask: np.ndarray, clicks: list[tuple[i
 
 
 def _open_spurs(mask: np.ndarray, clicks: list[tuple[int, int, int]],
-                spacing: tuple[float, ...]) -> np.ndarray:
-    """Open a 3D chamber with a ``_CHAMBER_OPEN_MM`` ball and keep the part holding its click:
-    drops the spurs the size prior's front left in veins and through necks."""
-    r = [int(_CHAMBER_OPEN_MM // s) for s in spacing]
+                spacing: tuple[float, ...], radius: float, *,
+                give_back: bool = False) -> np.ndarray:
+    """Open a 3D chamber with a ``radius`` ball and keep the part holding its click: drops the
+    spurs the size prior's front left in veins and through necks.  With ``give_back`` the
+    chamber's voxels within ``radius`` of the opened part return (its rim and apex, and a
+    stub of each cut vessel no longer than ``radius``)."""
+    r = [int(radius // s) for s in spacing]
     grid = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
-    ball = sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= _CHAMBER_OPEN_MM ** 2
+    ball = sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= radius ** 2
     opened = component_at(ndi.binary_opening(mask, ball), clicks)
-    return opened if opened.any() else mask
+    if not opened.any():
+        return mask
+    return ndi.binary_dilation(opened, ball) & mask if give_back else opened
 
 
 def _climb(depth: np.ndarray, p: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -152,3 +152,23 @@ def test_sample_data_matches_the_generator(sample_data):
     assert json.loads((folder / "seeds.json").read_text())["schema"] == "cardioplan.seeds"
     readme = (sample_data / "README.md").read_text()
     assert "VSD" in readme and "Apache-2.0" in readme
+
+
+def test_mr_phantom_has_bright_blood_contrast_and_the_ct_anatomy():
+    from cardioplan.phantom import make_mr_phantom
+
+    mr, mr_labels = make_mr_phantom(spacing=(2.0, 2.0, 2.0), seed=1)
+    again, _ = make_mr_phantom(spacing=(2.0, 2.0, 2.0), seed=1)
+    _, ct_labels = make_phantom(spacing=(2.0, 2.0, 2.0))
+    assert mr.GetPixelID() == sitk.sitkFloat32
+    assert np.array_equal(sitk.GetArrayViewFromImage(mr), sitk.GetArrayViewFromImage(again))
+    lab = sitk.GetArrayViewFromImage(mr_labels)
+    assert np.array_equal(lab, sitk.GetArrayViewFromImage(ct_labels))
+    assert mr.GetOrigin() == ct_labels.GetOrigin()
+    arr = sitk.GetArrayViewFromImage(mr)
+    lv, rv = (np.median(arr[lab == V[n]]) for n in ("left_ventricle", "right_ventricle"))
+    myo = np.median(arr[lab == V["myocardium"]])
+    assert lv > 2.5 * myo and rv > 2.5 * myo       # bSSFP: blood bright, muscle dark grey
+    assert arr.min() >= 0.0                         # a magnitude image (Rician noise)
+    with pytest.raises(InputError, match="bias"):
+        make_mr_phantom(bias=1.5)

@@ -2,8 +2,8 @@
 """Validate CardioPlan's segmentation on real data: one table per dataset.
 
 Runs over a data folder laid out like ``../shared/data`` (``ct/chest_cta``, ``mri/acdc``,
-``mri/la2018``, ``mri/hvsmr2_png``) and the bundled phantom (``sample_data/phantom``), in two
-modes:
+``mri/la2018``, ``mri/hvsmr2_png``), the bundled phantom (``sample_data/phantom``) and the
+synthetic bright-blood MR phantom (``mr_phantom``, made in memory), in two modes:
 
 - ``auto``: no seeds at all (what the pipeline finds by itself);
 - ``click``: one click per structure present in the reference, each at the structure's deepest
@@ -154,9 +154,20 @@ def load_phantom(root: Path) -> Iterator[Sample]:
                  tuple(present), modality="ct", auto=tuple(present))
 
 
+def load_mr_phantom(root: Path) -> Iterator[Sample]:
+    """The synthetic bright-blood MR phantom (:func:`cardioplan.phantom.make_mr_phantom`,
+    1.5 mm, generated in memory): the 3D whole-heart test, one click per chamber."""
+    from cardioplan.phantom import make_mr_phantom
+
+    image, ref = make_mr_phantom(spacing=(1.5, 1.5, 1.5))
+    chambers = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
+    yield Sample("mr_phantom", "mr_phantom_1.5mm", image, ref,
+                 {lab.value: lab.name for lab in LABELS}, chambers, click=chambers)
+
+
 DATASETS: dict[str, Callable[[Path], Iterator[Sample]]] = {
-    "phantom": load_phantom, "chest_cta": load_chest_cta, "acdc": load_acdc,
-    "la2018": load_la2018, "hvsmr2_png": load_hvsmr}
+    "phantom": load_phantom, "mr_phantom": load_mr_phantom, "chest_cta": load_chest_cta,
+    "acdc": load_acdc, "la2018": load_la2018, "hvsmr2_png": load_hvsmr}
 
 
 # -- protocol ---------------------------------------------------------------------------------

@@ -16,9 +16,11 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    holding no click are the background marker.
 4. The clicked structures grow together (:func:`segmentation.seeded.grow_from_seeds`: geodesic
    competition on the gradient magnitude), slice by slice in thick-slice stacks.  In 3D volumes a
-   chamber (LV, RV, LA, RA) keeps at most 2.25x the volume of the largest ball inscribed in
-   the blood around its click, the part its front reaches first (a size prior against leaks
-   through necks), opened with a 5 mm ball.
+   chamber (LV, RV, LA, RA) keeps at most 2.25x (RV: 8x) the volume of the largest ball
+   inscribed in the blood around its click, the part its front reaches first (a size prior
+   against leaks through necks), opened with a 5 mm ball; the ventricles and the right atrium
+   are instead opened with 0.6 of their inscribed radius (arterial valves, caval veins), the
+   rim given back, and bordered at their own half-maximum.
 5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
    left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary

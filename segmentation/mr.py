@@ -20,7 +20,7 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    inscribed in the blood around its click, the part its front reaches first (a size prior
    against leaks through necks), opened with a 5 mm ball; the ventricles and the right atrium
    are instead opened with 0.6 of their inscribed radius (arterial valves, caval veins), the
-   rim given back, and bordered at their own half-maximum.
+   rim within half that radius given back, and bordered at their own half-maximum.
 5. Per structure: keep the component holding the click, fill holes (slice-wise in stacks); the
    left ventricle of a short-axis stack is re-thresholded per slice half-way between its blood
    and its wall, then taken as its per-slice convex hull plus one voxel (papillary
@@ -99,6 +99,7 @@ _BLOOD_FRACTION_VOLUME = 0.35
 _CHAMBER_BALLS = {"left_ventricle": 2.25, "right_ventricle": 8.0, "left_atrium": 2.25,
                   "right_atrium": 2.25}
 _NECK_FRACTION = 0.6
+_GIVE_BACK_FRACTION = 0.5
 _NECKED = ("left_ventricle", "right_ventricle", "right_atrium")
 _CHAMBER_OPEN_MM = 5.0
 _OWN_FRACTION = 0.5
@@ -463,7 +464,8 @@ def _chamber_3d(grown: np.ndarray, name: str, smooth: np.ndarray, grad: np.ndarr
     set).  The ventricles and the right atrium, whose outlets and inlets (aorta, pulmonary
     artery, caval veins) are structures of their own, are cut at necks: opened with a ball of
     ``_NECK_FRACTION`` of their inscribed radius (an arterial valve or a caval vein is about
-    half as wide as its chamber), the opened-away rim within that radius given back.  The size
+    half as wide as its chamber), the opened-away rim within ``_GIVE_BACK_FRACTION`` of that
+    radius given back (the apex and the crescent's tips; a vessel stub at most that long).  The size
     prior's front reaches a chamber's boundary layer last (the front slows with depth), after
     it has passed a neck; so these chambers finally get back the grown voxels one voxel around
     them that are brighter than their own half-maximum (:func:`_own_edge`).
@@ -476,7 +478,8 @@ def _chamber_3d(grown: np.ndarray, name: str, smooth: np.ndarray, grad: np.ndarr
     if name not in _NECKED:
         return ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, _CHAMBER_OPEN_MM))
     radius = max(_CHAMBER_OPEN_MM, _NECK_FRACTION * r)
-    mask = ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, radius, give_back=True))
+    mask = ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, radius,
+                                             give_back=_GIVE_BACK_FRACTION))
     return _own_edge(smooth, mask, grown, bright, clicks)
 
 
@@ -538,18 +541,22 @@ def _own_half_maximum(smooth: np.ndarray, mask: np.ndarray, clicks: list[tuple[i
 
 def _open_spurs(mask: np.ndarray, clicks: list[tuple[int, int, int]],
                 spacing: tuple[float, ...], radius: float, *,
-                give_back: bool = False) -> np.ndarray:
+                give_back: float = 0.0) -> np.ndarray:
     """Open a 3D chamber with a ``radius`` ball and keep the part holding its click: drops the
     spurs the size prior's front left in veins and through necks.  With ``give_back`` the
-    chamber's voxels within ``radius`` of the opened part return (its rim and apex, and a
-    stub of each cut vessel no longer than ``radius``)."""
-    r = [int(radius // s) for s in spacing]
-    grid = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
-    ball = sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= radius ** 2
-    opened = component_at(ndi.binary_opening(mask, ball), clicks)
+    chamber's voxels within ``give_back * radius`` of the opened part return (its rim and apex,
+    and a stub of each cut vessel no longer than that)."""
+    opened = component_at(ndi.binary_opening(mask, _ball(radius, spacing)), clicks)
     if not opened.any():
         return mask
-    return ndi.binary_dilation(opened, ball) & mask if give_back else opened
+    return ndi.binary_dilation(opened, _ball(give_back * radius, spacing)) & mask \
+        if give_back > 0 else opened
+
+
+def _ball(radius: float, spacing: tuple[float, ...]) -> np.ndarray:
+    r = [int(radius // s) for s in spacing]
+    grid = np.ogrid[tuple(slice(-k, k + 1) for k in r)]
+    return sum((g * s) ** 2 for g, s in zip(grid, spacing, strict=True)) <= radius ** 2
 
 
 def _climb(depth: np.ndarray, p: tuple[int, int, int]) -> tuple[int, int, int]:

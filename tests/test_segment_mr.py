@@ -215,7 +215,7 @@ def test_grow_from_seeds_splits_one_cavity_fairly_and_stops_at_edges():
 def test_mr_phantom_whole_heart_one_click_per_chamber():
     """The bright-blood MR phantom (bias field, Rician noise; fat as bright as blood): one
     click per chamber gives all four; the ventricles do not run into the great arteries nor the
-    right atrium into the caval veins (measured 0.948 / 0.944 / 0.877 / 0.808 at 1.5 mm)."""
+    right atrium into the caval veins (measured 0.971 / 0.955 / 0.877 / 0.889 at 1.5 mm)."""
     from cardioplan.phantom import make_mr_phantom
 
     image, ref = make_mr_phantom(spacing=(1.5, 1.5, 1.5))
@@ -223,11 +223,11 @@ def test_mr_phantom_whole_heart_one_click_per_chamber():
     seeds = [Seed(n, deepest_point(ref == LABELS.value_of(n))) for n in names]
     labels = segment_mr(image, seeds=seeds)
     res = evaluate_labels(labels, ref, structures=names)
-    floors = {"left_ventricle": 0.92, "right_ventricle": 0.9, "left_atrium": 0.84,
-              "right_atrium": 0.76}
+    floors = {"left_ventricle": 0.94, "right_ventricle": 0.93, "left_atrium": 0.84,
+              "right_atrium": 0.85}
     assert {n: res[n]["dice"] >= f for n, f in floors.items()} == dict.fromkeys(names, True), res
     out = sitk.GetArrayViewFromImage(labels)
     truth = sitk.GetArrayViewFromImage(ref)
     for vessel in ("aorta", "pulmonary_artery", "superior_vena_cava", "inferior_vena_cava"):
         leaked = np.count_nonzero((truth == LABELS.value_of(vessel)) & (out > 0))
-        assert leaked * 1.5 ** 3 / 1000 < 3.5, (vessel, leaked)
+        assert leaked * 1.5 ** 3 / 1000 < 2.0, (vessel, leaked)

@@ -100,6 +100,7 @@ _CHAMBER_BALLS = {"left_ventricle": 2.25, "right_ventricle": 8.0, "left_atrium":
                   "right_atrium": 2.25}
 _NECK_FRACTION = 0.6
 _GIVE_BACK_FRACTION = 0.5
+_WALL_MM = 5.0
 _NECKED = ("left_ventricle", "right_ventricle", "right_atrium")
 _CHAMBER_OPEN_MM = 5.0
 _OWN_FRACTION = 0.5
@@ -480,16 +481,18 @@ def _chamber_3d(grown: np.ndarray, name: str, smooth: np.ndarray, grad: np.ndarr
     radius = max(_CHAMBER_OPEN_MM, _NECK_FRACTION * r)
     mask = ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, radius,
                                              give_back=_GIVE_BACK_FRACTION))
-    return _own_edge(smooth, mask, grown, bright, clicks)
+    return _own_edge(smooth, mask, grown, bright, clicks, spacing)
 
 
 def _own_edge(smooth: np.ndarray, mask: np.ndarray, grown: np.ndarray, bright: np.ndarray,
-              clicks: list[tuple[int, int, int]]) -> np.ndarray:
+              clicks: list[tuple[int, int, int]], spacing: tuple[float, ...]) -> np.ndarray:
     """Put a 3D chamber's border at its own half-maximum: half-way between its blood (median
-    inside) and its wall (median of the non-blood voxels up to 3 voxels outside).  The grown
-    voxels one voxel around the chamber above that level are added, those inside below it
-    dropped; the part holding the click is kept."""
-    ring = ndi.binary_dilation(mask, iterations=3) & ~mask & ~bright
+    inside) and its wall (median of the non-blood voxels up to ``_WALL_MM`` outside: at fine
+    spacings a thin wall between blood and bright fat lies above the blood threshold, so the
+    ring must reach beyond it).  The grown voxels one voxel around the chamber above that level
+    are added, those inside below it dropped; the part holding the click is kept."""
+    steps = max(1, round(_WALL_MM / min(spacing)))
+    ring = ndi.binary_dilation(mask, iterations=steps) & ~mask & ~bright
     if not ring.any():
         return mask
     wall = float(np.median(smooth[ring]))

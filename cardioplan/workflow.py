@@ -21,11 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def segment_volume(volume: Volume, *, modality: str = "auto",
-                   structures: Sequence[str] | None = None, seeds: Sequence[Seed] = ()) -> Any:
+                   structures: Sequence[str] | None = None, seeds: Sequence[Seed] = (),
+                   bias_correction: bool = False) -> Any:
     """Run :func:`segmentation.pipeline.segment` (imported lazily: it is the heavy stage)."""
     from segmentation.pipeline import segment
 
-    return segment(volume, modality=modality, structures=structures, seeds=seeds)
+    return segment(volume, modality=modality, structures=structures, seeds=seeds,
+                   bias_correction=bias_correction)
 
 
 def write_segmentation(case: Case, result: Any, *, force: bool = False) -> None:

@@ -66,7 +66,7 @@ class SegmentationResult:
 
 
 def segment(volume: Volume, *, modality: str = "auto", structures: Sequence[str] | None = None,
-            seeds: Sequence[Seed] = ()) -> SegmentationResult:
+            seeds: Sequence[Seed] = (), bias_correction: bool = False) -> SegmentationResult:
     """Segment the heart structures of ``volume``.
 
     Parameters
@@ -80,6 +80,9 @@ def segment(volume: Volume, *, modality: str = "auto", structures: Sequence[str]
     seeds : sequence of Seed
         Points (LPS mm) inside structures; one per chamber when automatic detection is not
         enough (required for MR).
+    bias_correction : bool
+        MR only: run N4 bias-field correction first (see :func:`segmentation.mr.segment_mr`);
+        worth it for surface-coil images with strong shading.  Ignored, with a warning, for CT.
 
     Returns
     -------
@@ -121,6 +124,9 @@ def segment(volume: Volume, *, modality: str = "auto", structures: Sequence[str]
     for w in warnings:
         log.warning("%s", w)
     _check_seeds(image, seeds, ct=stats_ct)
+    if bias_correction and chosen == "CT":
+        warnings.append("bias-field correction applies to MR only; it was not run on this CT")
+        log.warning("%s", warnings[-1])
     method: dict[str, Any] = {"modality": chosen, "modality_from": reason}
     if chosen == "CT":
         from segmentation.ct import segment_ct
@@ -130,8 +136,10 @@ def segment(volume: Volume, *, modality: str = "auto", structures: Sequence[str]
         warnings.extend(ct.warnings)
         method.update(ct.method)
     else:
-        labels = _run_mr(image, seeds=seeds, structures=structures)
+        labels = _run_mr(image, seeds=seeds, structures=structures,
+                         bias_correction=bias_correction)
         method["pipeline"] = "cardioplan MR (segmentation.mr.segment_mr)"
+        method["bias_correction"] = bias_correction
     arr = sitk.GetArrayViewFromImage(labels)
     if not arr.any():
         raise SegmentationError("no heart found: the segmentation is empty; check that the scan "
@@ -199,13 +207,14 @@ def _check_seeds(image: sitk.Image, seeds: Sequence[Seed], *, ct: bool) -> None:
                              f"({float(arr[z, y, x]):.0f}); move it inside the structure")
 
 
-def _run_mr(image: sitk.Image, *, seeds: Sequence[Seed],
-            structures: Sequence[str] | None) -> sitk.Image:
+def _run_mr(image: sitk.Image, *, seeds: Sequence[Seed], structures: Sequence[str] | None,
+            bias_correction: bool) -> sitk.Image:
     try:
         from segmentation.mr import segment_mr
     except ImportError as exc:  # pragma: no cover - the MR module ships with the package
         raise SegmentationError(f"the MR pipeline is not available ({exc})") from exc
-    labels = segment_mr(image, seeds=seeds, structures=structures)
+    labels = segment_mr(image, seeds=seeds, structures=structures,
+                        bias_correction=bias_correction)
     if labels.GetPixelID() != sitk.sitkUInt8:
         labels = sitk.Cast(labels, sitk.sitkUInt8)
     return labels

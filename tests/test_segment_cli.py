@@ -12,9 +12,10 @@ import SimpleITK as sitk
 from cardioplan.case import Case
 from cardioplan.cli import main
 from cardioplan.labels import LABELS
-from cardioplan.phantom import make_phantom
+from cardioplan.phantom import make_mr_phantom, make_phantom
 from cardioplan.seeds import Seed, write_seeds
 from segmentation.metrics import dice, structure_mask
+from segmentation.seeded import deepest_point
 
 
 @pytest.fixture(scope="module")
@@ -85,11 +86,35 @@ def test_meshes_built_after_segmentation(dicom_case):
 
 def test_table_output_and_no_mesh(phantom_nifti, tmp_path, capsys):
     out = tmp_path / "case"
-    assert main(["segment", str(phantom_nifti), "-o", str(out), "--no-mesh"]) == 0
+    assert main(["segment", str(phantom_nifti), "-o", str(out), "--no-mesh",
+                 "--bias-correction"]) == 0
     text = capsys.readouterr().out
     assert "left_ventricle" in text and "volume mL" in text and str(out) in text
     assert not (out / "meshes").exists()
-    assert Case.open(out).section("segmentation")["modality"] == "CT"
+    section = Case.open(out).section("segmentation")
+    assert section["modality"] == "CT"
+    assert any("bias-field correction applies to MR only" in w for w in section["warnings"])
+
+
+def test_bias_correction_recovers_a_shaded_mr(tmp_path):
+    """A surface coil's strong shading (signal 1 +- 0.5 over the chest) leaves the far side of
+    the RV below the blood level; --bias-correction (N4) brings it back (measured RV Dice 0.687
+    without it, 0.939 with it) and the case records that it ran."""
+    image, ref = make_mr_phantom(spacing=(1.5, 1.5, 1.5), bias=0.5)
+    scan = tmp_path / "shaded.nii.gz"
+    sitk.WriteImage(image, str(scan))
+    names = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
+    argv = ["segment", str(scan), "-o", str(tmp_path / "case"), "--modality", "mr", "--no-mesh",
+            "-q", "--bias-correction"]
+    for name in names:
+        point = deepest_point(ref == LABELS.value_of(name))
+        argv += ["--seed", f"{name}=" + ",".join(f"{c:.2f}" for c in point)]
+    assert main(argv) == 0
+    case = Case.open(tmp_path / "case")
+    assert case.section("segmentation")["bias_correction"] is True
+    labels = case.read_labels()
+    rv = dice(structure_mask(labels, "right_ventricle"), ref == LABELS.value_of("right_ventricle"))
+    assert rv >= 0.90, rv
 
 
 def test_existing_case_needs_force_and_takes_seeds(phantom_nifti, tmp_path, capsys):

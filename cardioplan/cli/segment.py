@@ -66,6 +66,10 @@ def register(sub: Any) -> argparse.ArgumentParser:
                     type=_seed_arg,
                     help="one seed in LPS millimetres, e.g. --seed left_ventricle=12.5,-40,88; "
                          "repeat for more; added to --seeds")
+    sp.add_argument("--bias-correction", action="store_true",
+                    help="MR: N4 bias-field correction before segmenting; use it when a surface "
+                         "coil leaves strong shading (one side of the heart much brighter than "
+                         "the other); adds a few seconds (default: off)")
     add_scan_options(sp)
     sp.add_argument("--no-mesh", action="store_true",
                     help="do not build meshes afterwards (run `cardioplan mesh CASE` later)")
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     volume = _read(src, args)
     next(ticks, None)
     result = segment_volume(volume, modality=args.modality, structures=args.structures,
-                            seeds=seeds)
+                            seeds=seeds, bias_correction=args.bias_correction)
     next(ticks, None)
     case = _write(case, src, volume, result, args)
     next(ticks, None)

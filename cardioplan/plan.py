@@ -878,7 +878,9 @@ def _locked(path: Path, *, timeout_s: float | None = None) -> Iterator[None]:
                     raise CaseError(f"the plan {path} stayed locked by another program for "
                                     f"{timeout:.0f} s; close the other viewer or headset "
                                     "session and retry") from None
-                time.sleep(0.01)
+                # poll often: a writer that saves back to back leaves the lock free only for
+                # moments, and a slow poll would miss them all (the other writer starves)
+                time.sleep(0.001)
         try:
             yield
         finally:

@@ -179,12 +179,14 @@ def test_snapshot_uses_the_plans_saved_view_and_step(case, tmp_path: Path) -> No
     (["--size", "12x9000"], None),  # argparse usage error: exit 2
     (["--slice", "oblique:3"], None),
 ])
-def test_snapshot_bad_options(case, tmp_path: Path, argv, message, caplog) -> None:
+def test_snapshot_bad_options(case, tmp_path: Path, argv, message, caplog, capsys) -> None:
     out = tmp_path / "x.png"
     if message is None:
         with pytest.raises(SystemExit) as info:
             main(["snapshot", str(case.path), "-o", str(out), *argv])
         assert info.value.code == 2
+        if argv[0] == "--size":
+            assert "expected WIDTHxHEIGHT in pixels (16..8192 each)" in capsys.readouterr().err
     else:
         assert main(["snapshot", str(case.path), "-o", str(out), *argv]) == 1
         assert message in caplog.text

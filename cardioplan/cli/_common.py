@@ -51,6 +51,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type: ``WxH`` in pixels, each side 16..8192.
+
+    Examples
+    --------
+    >>> image_size("800x600")
+    (800, 600)
+    """
+    w, sep, h = text.lower().partition("x")
+    try:
+        size = (int(w), int(h))
+    except ValueError:
+        size = (0, 0)
+    if not sep or not all(16 <= s <= 8192 for s in size):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels (16..8192 each), "
+                                         f"e.g. 1024x768; got {text!r}")
+    return size
+
+
 def add_scan_options(sp: argparse.ArgumentParser) -> None:
     """``--series``, ``--phase`` and ``--allow-gaps``: which volume to read from a scan."""
     sp.add_argument("--series", metavar="S",

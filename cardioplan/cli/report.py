@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cardioplan.cli._common import add_force_flag, add_json_flag, print_json, subparser
+from cardioplan.cli._common import add_force_flag, add_json_flag, image_size, print_json, subparser
 
 __all__ = ["register", "run"]
 
@@ -13,7 +13,6 @@ __all__ = ["register", "run"]
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from cardioplan.cli.evaluate import parse_ref_map
     from cardioplan.viewer.camera import PRESETS
-    from cardioplan.viewer.snapshot import parse_size
 
     sp = subparser(
         sub, "report", help="write an HTML review report of a case (opens offline)",
@@ -44,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sp.add_argument("--views", nargs="+", default=None, choices=list(PRESETS), metavar="VIEW",
                     help="camera presets to render (default: anterior posterior left right "
                          "lao rao superior inferior); choices: " + ", ".join(PRESETS))
-    sp.add_argument("--size", type=parse_size, default=(640, 480), metavar="WxH",
+    sp.add_argument("--size", type=image_size, default=(640, 480), metavar="WxH",
                     help="snapshot size in pixels (default 640x480)")
     sp.add_argument("--slices", type=int, default=6, metavar="N",
                     help="slices per montage (default 6)")

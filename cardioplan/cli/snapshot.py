@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from cardioplan.cli._common import add_json_flag, print_json, subparser
+from cardioplan.cli._common import add_json_flag, image_size, print_json, subparser
 from cardioplan.labels import LABELS
 from cardioplan.viewer.camera import PRESETS
 
@@ -14,7 +14,6 @@ __all__ = ["register", "run"]
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from cardioplan.viewer.slices import parse_slice_spec
-    from cardioplan.viewer.snapshot import parse_size
 
     sp = subparser(
         sub, "snapshot", help="render the 3D scene of a case to a PNG, off-screen",
@@ -40,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     help="camera preset (" + ", ".join(PRESETS) + ") or a view saved in the "
                          "plan, or several (one PNG each); default: the step's view, else "
                          "anterior")
-    sp.add_argument("--size", type=parse_size, default=(1024, 768), metavar="WxH",
+    sp.add_argument("--size", type=image_size, default=(1024, 768), metavar="WxH",
                     help="image size in pixels (default 1024x768)")
     sp.add_argument("--structures", nargs="+", metavar="NAME", choices=LABELS.names,
                     help="show only these structures (default: as the plan shows them); "

@@ -25,32 +25,11 @@ from cardioplan.viewer.scene import Scene, SceneData, ensure_offscreen_backend, 
 from cardioplan.viewer.slices import SliceSpec
 from cardioplan.viewer.state import SceneState, scene_state
 
-__all__ = ["OffscreenRenderer", "render_snapshot", "render_snapshots", "parse_size",
-           "write_png", "DEFAULT_SIZE"]
+__all__ = ["OffscreenRenderer", "render_snapshot", "render_snapshots", "write_png", "DEFAULT_SIZE"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = (1024, 768)
-_MAX_SIDE = 8192
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``WxH`` (pixels) as given to ``--size``.
-
-    Examples
-    --------
-    >>> parse_size("800x600")
-    (800, 600)
-    """
-    w, sep, h = text.lower().partition("x")
-    try:
-        size = (int(w), int(h))
-    except ValueError:
-        size = (0, 0)
-    if not sep or not all(16 <= s <= _MAX_SIDE for s in size):
-        raise InputError(f"--size {text!r}: expected WIDTHxHEIGHT in pixels (16..{_MAX_SIDE}), "
-                         "e.g. 1024x768")
-    return size
 
 
 def write_png(path: str | os.PathLike[str], rgb: np.ndarray) -> Path:

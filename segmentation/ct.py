@@ -339,9 +339,11 @@ def _bone_mask(arr: np.ndarray, blood_hu: float, *, spacing: Sequence[float]) ->
     sizes = np.bincount(comps.ravel()) * voxel_ml
     sizes[0] = 0
     big = sizes[comps] >= 2.0
-    filled = ndimage.binary_fill_holes(big, structure=np.array([[[0, 1, 0], [1, 1, 1],
-                                                                 [0, 1, 0]]], bool))
-    return filled | cortex
+    box = _box(big, 0)
+    if box is not None:  # a hole lies inside the bounding box, whose faces open to the outside
+        big[box] = ndimage.binary_fill_holes(big[box], structure=np.array(
+            [[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
+    return big | cortex
 
 
 def _bright(arr: np.ndarray, blood_hu: float) -> np.ndarray:
@@ -388,6 +390,27 @@ def _label_max(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _box(mask: np.ndarray, pad: int) -> tuple[slice, ...] | None:
+    """Bounding box ``[z, y, x]`` of ``mask`` grown by ``pad`` voxels (None if it is empty)."""
+    box = []
+    for axis, n in enumerate(mask.shape):
+        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(max(int(hit[0]) - pad, 0), min(int(hit[-1]) + 1 + pad, n)))
+    return tuple(box)
+
+
+def _dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """``ndimage.binary_dilation(mask, iterations=...)``, computed on the mask's bounding box
+    grown by ``iterations`` voxels (nothing outside it can change: the same result, cheaper)."""
+    out = np.zeros(mask.shape, bool)
+    box = _box(mask, iterations)
+    if box is not None:
+        out[box] = ndimage.binary_dilation(mask[box], iterations=iterations)
+    return out
+
+
 def _distance(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
     """Distance (mm) from each foreground voxel to the background."""
     img = sitk.GetImageFromArray(mask.astype(np.uint8))
@@ -419,7 +442,7 @@ def _heart_blood_pool(blood: np.ndarray, work: sitk.Image) -> tuple[np.ndarray, 
             f">= {MIN_HEART_RADIUS_MM:.0f} mm.  Check that the scan covers the heart and is "
             "contrast enhanced, or pass seeds")
     keep = [best]
-    near = ndimage.binary_dilation(comps == best + 1, iterations=max(
+    near = _dilate(comps == best + 1, iterations=max(
         1, int(round(10.0 / min(work.GetSpacing())))))
     for i in range(n):
         if i != best and radius[i] >= 0.5 * radius[best] and sizes[i] >= 0.2 * sizes[best] \
@@ -873,7 +896,7 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     pairs = [(LABELS.value_of(c), LABELS.value_of(v), k, reach) for c, v, k, reach in _JUNCTIONS
              if LABELS.value_of(c) in present and LABELS.value_of(v) in present]
     pairs = [(c, v, k, reach) for c, v, k, reach in pairs
-             if (ndimage.binary_dilation(labels == v) & (labels == c)).any()]
+             if (_dilate(labels == v) & (labels == c)).any()]
     if not pairs:
         return
     step = max(work.GetSpacing())
@@ -908,10 +931,10 @@ def _centre_chamber_borders(labels: np.ndarray, dist: np.ndarray, work: sitk.Ima
     for name_a, name_b in itertools.combinations(present, 2):
         a_v, b_v = LABELS.value_of(name_a), LABELS.value_of(name_b)
         a, b = labels == a_v, labels == b_v
-        start_a = a & ndimage.binary_dilation(b)
+        start_a = a & _dilate(b)
         if not start_a.any():
             continue
-        start_b = b & ndimage.binary_dilation(a)
+        start_b = b & _dilate(a)
         reach = NECK_SEARCH_RADII * max(float(dist[start_a | start_b].max()), step)
         t_a, len_a = _channel_length(a, start_a, work, reach)
         t_b, len_b = _channel_length(b, start_b, work, reach)
@@ -960,7 +983,7 @@ def _pulmonary_valve(labels: np.ndarray, work: sitk.Image) -> float | None:
     """
     rv_v, pa_v = LABELS.value_of("right_ventricle"), LABELS.value_of("pulmonary_artery")
     rv, pa = labels == rv_v, labels == pa_v
-    start = rv & ndimage.binary_dilation(pa)
+    start = rv & _dilate(pa)
     if not start.any():
         return None
     step = max(work.GetSpacing())
@@ -1115,8 +1138,8 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
     (one voxel each way).  Returns the myocardium HU.
     """
     blood = labels > 0
-    near = ndimage.binary_dilation(blood)
-    shell = ndimage.binary_dilation(blood, iterations=2) & ~near
+    near = _dilate(blood)
+    shell = _dilate(blood, iterations=2) & ~near
     soft = arr[shell & (arr > -30.0) & (arr < threshold)]
     myo_hu = float(np.median(soft)) if soft.size > 100 else 100.0
     tissue = shell & ~bone & (arr < threshold) & (arr > -500.0)  # not blood, bone or lung
@@ -1128,13 +1151,13 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
         level = float(np.median(arr[deep])) if deep.sum() > 50 else float(np.median(arr[mask]))
         outside = myo_hu
         if v in veins:  # thin-walled: the lumen borders the tissue around it
-            around = arr[ndimage.binary_dilation(mask, iterations=2) & tissue]
+            around = arr[_dilate(mask, iterations=2) & tissue]
             if around.size > 50:
                 outside = float(np.clip(np.median(around), FAT_HU, myo_hu))
         cut = 0.5 * (level + outside)
         labels[mask & (arr < cut)] = 0
         labels[_reconnect(mask, labels == v, work)] = v
-        grow = ndimage.binary_dilation(labels == v) & (labels == 0) & (arr >= cut) & ~bone
+        grow = _dilate(labels == v) & (labels == 0) & (arr >= cut) & ~bone
         labels[grow] = v
     return myo_hu
 
@@ -1176,7 +1199,7 @@ def _reconnect(before: np.ndarray, after: np.ndarray, work: sitk.Image) -> np.nd
             if d[tuple(q)] >= d[tuple(p)]:
                 break
             p = q
-        restore |= ndimage.binary_dilation(path) & before & ~after
+        restore |= _dilate(path) & before & ~after
     return restore
 
 
@@ -1226,9 +1249,11 @@ def _fill_heart(labels: np.ndarray, arr: np.ndarray, work: sitk.Image, *,
     if not heart.any():
         return
     r = max(1, int(round(4.0 / min(work.GetSpacing()))))
-    closed = ndimage.binary_closing(heart, structure=ndimage.generate_binary_structure(3, 1),
-                                    iterations=r, border_value=0)
-    filled = ndimage.binary_fill_holes(closed, structure=np.array(
+    box = _box(heart, r)  # the closing, and the holes it encloses, lie in this box
+    closed = ndimage.binary_closing(heart[box], structure=ndimage.generate_binary_structure(
+        3, 1), iterations=r, border_value=0)
+    filled = np.zeros(heart.shape, bool)
+    filled[box] = ndimage.binary_fill_holes(closed, structure=np.array(
         [[[0, 1, 0], [1, 1, 1], [0, 1, 0]]], bool))
     gap = filled & (labels == 0) & (arr > -30.0)
     cavity = ndimage.binary_opening(gap & (arr >= blood_cut), iterations=1)  # not thin walls

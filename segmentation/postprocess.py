@@ -43,7 +43,11 @@ def keep_relevant_islands(mask: np.ndarray, *, min_fraction: float = 0.1) -> np.
 def fill_holes(labels: np.ndarray) -> np.ndarray:
     """Give background voxels enclosed by structures the label of their nearest structure."""
     fg = labels > 0
-    holes = ndimage.binary_fill_holes(fg) & ~fg
+    if not fg.any():
+        return labels
+    box = ndimage.find_objects(fg.view(np.uint8))[0]  # holes lie inside the bounding box
+    holes = np.zeros(fg.shape, bool)
+    holes[box] = ndimage.binary_fill_holes(fg[box]) & ~fg[box]
     if not holes.any():
         return labels
     sl = ndimage.find_objects(holes.astype(np.uint8))[0]

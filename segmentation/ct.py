@@ -328,10 +328,12 @@ def _bone_mask(arr: np.ndarray, blood_hu: float, *, spacing: Sequence[float]) ->
     comps, n = ndimage.label(bright)
     if n == 0:
         return bright
-    depth = ndimage.distance_transform_edt(bright, sampling=spacing)
+    box = _box(bright, 1)  # the zero frame is nearer than any background voxel beyond it
+    depth = np.zeros(bright.shape)
+    depth[box] = ndimage.distance_transform_edt(bright[box], sampling=spacing)
     thick = _label_max(depth, comps) >= CONTRAST_MIN_RADIUS_MM
     cortex = bright & ~thick[comps]
-    cortex = ndimage.binary_dilation(cortex, iterations=1) & (arr > blood_hu + 60.0) & \
+    cortex = _dilate(cortex) & (arr > blood_hu + 60.0) & \
         ~thick[comps] | cortex
     comps, n = ndimage.label(cortex)
     if n == 0:

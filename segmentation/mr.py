@@ -415,6 +415,8 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
                 mask |= _bright_rim(smooth, mask, spacing, thick) & ~others
         if thick is not None and arr.shape[thick] == 1:
             mask = _own_half_maximum(smooth, mask, by_value[v], spacing, thick)
+            if name != "right_ventricle":  # its crescent's tips are not necks
+                mask = _slice_necks(mask, by_value[v], spacing)
         out[mask & (out == 0)] = v
     if thick is not None:
         _limit_to_lv_slices(out, thick)
@@ -545,6 +547,30 @@ def _own_half_maximum(smooth: np.ndarray, mask: np.ndarray, clicks: list[tuple[i
     level = max(_local_level(smooth, p, spacing) for p in clicks)
     kept = component_at(mask & (smooth > dark + _OWN_FRACTION * (level - dark)), clicks)
     return _per_slice(ndi.binary_fill_holes, kept, thick) if kept.any() else mask
+
+
+def _slice_necks(mask: np.ndarray, clicks: list[tuple[int, int, int]],
+                 spacing: tuple[float, ...]) -> np.ndarray:
+    """Cut a structure of a single slice at its necks, as the 3D chambers are cut.
+
+    Opened with a disc of ``_NECK_FRACTION`` of its inscribed radius (the structure's own
+    distance map climbed from the click), the part holding the click kept and the rim within
+    ``_GIVE_BACK_FRACTION`` of that disc's radius given back: a leak through a valve or a thin
+    contact into a neighbouring cavity or grey tissue is dropped.  The distance maps of the
+    one-voxel-thick volume are those of the slice, so the opening is done with them.  Not
+    applied to the right ventricle: the tips of its crescent are narrower than its body and
+    would be cut as necks (HVSMR RV 0.810 -> 0.789 when applied).
+    """
+    depth = ndi.distance_transform_edt(mask, sampling=spacing)
+    radius = _NECK_FRACTION * max(float(depth[_climb(depth, p)]) for p in clicks)
+    core = depth > radius
+    if radius <= 0.0 or not core.any():
+        return mask
+    opened = component_at(ndi.distance_transform_edt(~core, sampling=spacing) <= radius, clicks)
+    if not opened.any():
+        return mask
+    near = ndi.distance_transform_edt(~opened, sampling=spacing) <= _GIVE_BACK_FRACTION * radius
+    return component_at(near & mask, clicks)
 
 
 def _open_spurs(mask: np.ndarray, clicks: list[tuple[int, int, int]],

@@ -294,10 +294,7 @@ def _contrast_level(arr: np.ndarray, work: sitk.Image
             "is a chest CT covering the heart")
     blood = float(np.median(arr[deep]))
     threshold = float(np.clip(60.0 + 0.4 * (blood - 60.0), 130.0, 350.0))
-    box = ndimage.find_objects((comps == best).astype(np.uint8))[0]
-    pad = [int(np.ceil(25.0 / s)) for s in work.GetSpacing()[::-1]]
-    roi = tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
-                for b, p, n in zip(box, pad, arr.shape, strict=True))
+    roi = _box(comps == best, [int(np.ceil(25.0 / s)) for s in work.GetSpacing()[::-1]])
     return blood, threshold, roi  # type: ignore[return-value]
 
 
@@ -392,15 +389,15 @@ def _label_max(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _box(mask: np.ndarray, pad: int) -> tuple[slice, ...] | None:
-    """Bounding box ``[z, y, x]`` of ``mask`` grown by ``pad`` voxels (None if it is empty)."""
-    box = []
-    for axis, n in enumerate(mask.shape):
-        hit = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        if hit.size == 0:
-            return None
-        box.append(slice(max(int(hit[0]) - pad, 0), min(int(hit[-1]) + 1 + pad, n)))
-    return tuple(box)
+def _box(mask: np.ndarray, pad: int | Sequence[int]) -> tuple[slice, ...] | None:
+    """Bounding box ``[z, y, x]`` of ``mask`` grown by ``pad`` voxels (per axis, or one for
+    all), clipped to the array; None if the mask is empty."""
+    found = ndimage.find_objects(np.asarray(mask, dtype=bool).view(np.uint8))
+    if not found:
+        return None
+    pads = [pad] * mask.ndim if isinstance(pad, int) else list(pad)
+    return tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
+                 for b, p, n in zip(found[0], pads, mask.shape, strict=True))
 
 
 def _dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:

@@ -1006,21 +1006,27 @@ def _auto_lv(arr: np.ndarray, spacing: tuple[float, ...], thick: int | None
                 continue
             cands.setdefault(z, []).append((_lv_score(comp, smooth[z], thr, band_in, band_out,
                                                       sp2), comp))
-    best: tuple[float, int, np.ndarray] | None = None
+    best: tuple[float, list[tuple[int, np.ndarray]]] | None = None
     for z, items in cands.items():
         for score, comp in items:
-            total = score
+            total, chain = score, [(z, comp)]
             for nb in (z - 1, z + 1):
-                total += max((s for s, c in cands.get(nb, []) if (c & comp).sum() >
-                              0.3 * min(c.sum(), comp.sum())), default=0.0)
+                linked = [(s, c) for s, c in cands.get(nb, [])
+                          if (c & comp).sum() > 0.3 * min(c.sum(), comp.sum())]
+                if linked:
+                    s, c = max(linked, key=lambda sc: sc[0])
+                    total += s
+                    chain.append((nb, c))
             if best is None or total > best[0]:
-                best = (total, z, comp)
+                best = (total, chain)
     if best is None or best[0] <= 0:
         raise SegmentationError("no left ventricle found automatically (no round, walled "
                                 "bright blob in the mid slices); click it instead "
                                 "(--seed left_ventricle=x,y,z)")
-    _, z, comp = best
-    depth = ndi.distance_transform_edt(comp, sampling=sp2)
+    # the click is the deepest point of the winner and of its linked neighbours, the same
+    # deepest-point rule a user's (simulated) click follows
+    depths = [(ndi.distance_transform_edt(c, sampling=sp2), z) for z, c in best[1]]
+    depth, z = max(depths, key=lambda d: float(d[0].max()))
     y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
     log.info("left ventricle found automatically in slice %d", z)
     p = [int(y), int(x)]

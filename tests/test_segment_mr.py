@@ -112,16 +112,21 @@ def test_acdc_left_ventricle_found_without_a_click(acdc):
     assert res["left_ventricle"]["dice"] >= 0.87
 
 
-@pytest.mark.parametrize("case", ["patient022_frame02", "patient039_frame01"])
-def test_acdc_automatic_left_ventricle_is_not_a_vessel(shared_data, case):
-    # cases where a round bright vessel ringed by lung or fat outscored the LV before its wall
-    # had to be mid-grey myocardium; they scored Dice 0
+@pytest.mark.parametrize("case, floor", [
+    # a round bright vessel ringed by lung or fat outscored the LV before its wall had to be
+    # mid-grey myocardium; they scored Dice 0
+    ("patient022_frame02", 0.8), ("patient039_frame01", 0.8),
+    # hypertrophied systole: clicked at the winning blob's own deepest point (a papillary-
+    # crowded slice) the blood threshold fell into the wall and the LV took the heart (0.23)
+    ("patient028_frame02", 0.7),
+])
+def test_acdc_automatic_left_ventricle_is_not_a_vessel(shared_data, case, floor):
     folder = shared_data / "mri" / "acdc"
     image = sitk.ReadImage(str(folder / f"{case}.nii.gz"))
     ref = sitk.ReadImage(str(folder / f"{case}_gt.nii.gz"))
     labels = segment_mr(image, seeds=[])
     res = evaluate_labels(labels, ref, ref_map=ACDC_MAP, structures=["left_ventricle"])
-    assert res["left_ventricle"]["dice"] >= 0.8
+    assert res["left_ventricle"]["dice"] >= floor
 
 
 def test_la2018_left_atrium_from_one_click(shared_data):

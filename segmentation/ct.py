@@ -88,6 +88,9 @@ NECK_SEARCH_RADII = 2.0
 """A valve orifice or septal defect is searched within this many of its radii of a border."""
 NECK_WIDENING = 1.5
 """A channel ends where its section grows by this factor (the chamber beyond it)."""
+AV_GROOVE_FAT = 0.35
+"""A section of the channel from an atrium into its ventricle whose lateral wall is fat for
+more than this fraction lies in the atrioventricular groove, outside the ventricle's wall."""
 VALVE_PROMINENCE = 0.05
 """The pulmonary trunk is at least this much (relative area) wider than its valve."""
 VALVE_SEARCH_RADII = 4.0
@@ -190,6 +193,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     labels_work = _label_regions(regions, names, dist, work, inflow=inflow)
     _vessel_junctions(labels_work, dist, work)
     borders_mm = _centre_chamber_borders(labels_work, dist, work)
+    borders_mm.update(_atrioventricular_grooves(labels_work, arr, dist, bone, work,
+                                                threshold=threshold))
     valve_mm = _pulmonary_valve(labels_work, work)
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
     if descending is not None:
@@ -948,6 +953,70 @@ def _centre_chamber_borders(labels: np.ndarray, dist: np.ndarray, work: sitk.Ima
     return moved
 
 
+def _atrioventricular_grooves(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
+                              bone: np.ndarray, work: sitk.Image, *, threshold: float
+                              ) -> dict[str, float]:
+    """Give each atrium the part of its valve channel that runs through fat, in place.
+
+    An atrioventricular valve's annulus lies where the orifice passes through the ventricle's
+    myocardium; on its way from the atrium the channel may cross the fat of the
+    atrioventricular groove, and the watershed may put the border where the channel leaves the
+    atrium (a slit in the atrial wall, narrower than the orifice).  The ventricle's voxels
+    within two ventricle radii of the border (geodesic) are the channel; its sections are the
+    steps of the geodesic distance from the ventricle beyond it, which crosses the channel from
+    the ventricle's side.  Each section's wall is the second layer of tissue beside it (lung
+    and bone excluded), classified by HU (fat below half-way between the myocardium and fat).
+    Walking from the border into the ventricle, past the atrial wall (the fat must start within
+    :data:`ATRIAL_WALL_MM` and a voxel of the border), the sections walled by more than
+    :data:`AV_GROOVE_FAT` fat join the atrium, up to the first walled by myocardium, provided
+    two such sections follow (a ventricle walled by fat throughout, a wall too thin to see, is
+    left alone).
+    Returns the distance moved (mm) per ``"atrium/ventricle"`` pair.
+    """
+    blood = labels > 0
+    shell = _dilate(blood, iterations=2) & ~_dilate(blood) & ~bone & (arr > -500.0) & \
+        (arr < threshold)
+    fat = shell & (arr <= 0.5 * (_myocardium_hu(arr, shell) + FAT_HU))
+    step = max(work.GetSpacing())
+    moved: dict[str, float] = {}
+    for atrium, ventricle in (("right_atrium", "right_ventricle"),
+                              ("left_atrium", "left_ventricle")):
+        a_v, v_v = LABELS.value_of(atrium), LABELS.value_of(ventricle)
+        v = labels == v_v
+        start = v & _dilate(labels == a_v)
+        if not start.any():
+            continue
+        r_v = float(dist[v].max())
+        t = _geodesic(v, start, work, stop_mm=3 * r_v)
+        far = v & (t > 2 * r_v)
+        if not far.any():
+            continue
+        back = _geodesic(v, far, work, stop_mm=3 * r_v)
+        channel = v & (t <= 2 * r_v)
+        section = np.full(labels.shape, -1, np.int64)
+        section[channel] = np.floor(np.maximum(back[start].max() - back[channel], 0.0) / step)
+        # each tissue voxel of the shell walls the section of the blood voxel nearest to it
+        box = _box(channel, 3)
+        nearest = ndimage.distance_transform_edt(~blood[box], return_indices=True)[1]
+        ring = section[box][tuple(nearest[:, shell[box]])]
+        keep = ring >= 0
+        # wall and fat voxels per section, summed over 3 sections (a coarse grid's noise)
+        n_ring = np.convolve(np.bincount(ring[keep]), np.ones(3), mode="same")
+        n_fat = np.convolve(np.bincount(ring[keep], weights=fat[box][shell[box]][keep],
+                                        minlength=n_ring.size), np.ones(3), mode="same")
+        grooved = n_fat > AV_GROOVE_FAT * np.maximum(n_ring, 1.0)
+        first = int(np.argmax(grooved))  # the fat starts beyond the atrial wall, if any
+        if not grooved[first] or first * step > ATRIAL_WALL_MM + step or \
+                grooved[first:].all():
+            continue
+        groove = first + int(np.argmin(grooved[first:]))
+        if grooved[groove:groove + 2].tolist() != [False, False]:
+            continue
+        labels[(section >= 0) & (section < groove)] = a_v
+        moved[f"{atrium}/{ventricle}"] = round(groove * step, 1)
+    return moved
+
+
 def _channel_length(mask: np.ndarray, start: np.ndarray, work: sitk.Image, reach: float
                     ) -> tuple[np.ndarray, float]:
     """Geodesic distance inside ``mask`` from ``start`` and how far (mm) its level sets keep
@@ -1139,8 +1208,7 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
     blood = labels > 0
     near = _dilate(blood)
     shell = _dilate(blood, iterations=2) & ~near
-    soft = arr[shell & (arr > -30.0) & (arr < threshold)]
-    myo_hu = float(np.median(soft)) if soft.size > 100 else 100.0
+    myo_hu = _myocardium_hu(arr, shell & (arr < threshold))
     tissue = shell & ~bone & (arr < threshold) & (arr > -500.0)  # not blood, bone or lung
     veins = {LABELS.value_of("superior_vena_cava"), LABELS.value_of("inferior_vena_cava")}
     deep_mm = 2.0 * max(work.GetSpacing())
@@ -1159,6 +1227,12 @@ def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,
         grow = _dilate(labels == v) & (labels == 0) & (arr >= cut) & ~bone
         labels[grow] = v
     return myo_hu
+
+
+def _myocardium_hu(arr: np.ndarray, shell: np.ndarray) -> float:
+    """Median HU of the soft tissue (above -30 HU) in ``shell`` (100 HU when too few)."""
+    soft = arr[shell & (arr > -30.0)]
+    return float(np.median(soft)) if soft.size > 100 else 100.0
 
 
 def _reconnect(before: np.ndarray, after: np.ndarray, work: sitk.Image) -> np.ndarray:

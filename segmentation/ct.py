@@ -970,8 +970,7 @@ def _atrioventricular_grooves(labels: np.ndarray, arr: np.ndarray, dist: np.ndar
     :data:`ATRIAL_WALL_MM` and a voxel of the border), the sections walled by more than
     :data:`AV_GROOVE_FAT` fat join the atrium, up to the first walled by myocardium, provided
     two such sections follow (a ventricle walled by fat throughout, a wall too thin to see, is
-    left alone).
-    Returns the distance moved (mm) per ``"atrium/ventricle"`` pair.
+    left alone).  Returns the distance moved (mm) per ``"atrium/ventricle"`` pair.
     """
     blood = labels > 0
     shell = _dilate(blood, iterations=2) & ~_dilate(blood) & ~bone & (arr > -500.0) & \
@@ -1000,6 +999,8 @@ def _atrioventricular_grooves(labels: np.ndarray, arr: np.ndarray, dist: np.ndar
         nearest = ndimage.distance_transform_edt(~blood[box], return_indices=True)[1]
         ring = section[box][tuple(nearest[:, shell[box]])]
         keep = ring >= 0
+        if not keep.any():
+            continue
         # wall and fat voxels per section, summed over 3 sections (a coarse grid's noise)
         n_ring = np.convolve(np.bincount(ring[keep]), np.ones(3), mode="same")
         n_fat = np.convolve(np.bincount(ring[keep], weights=fat[box][shell[box]][keep],

@@ -422,10 +422,16 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         _limit_to_lv_slices(out, thick)
         _taper_right_ventricle(out, [p for s, p in blood_clicks if s == "right_ventricle"],
                                thick)
-    if "myocardium" in wanted:
+    stack = thick is not None and arr.shape[thick] > 1
+    rv_clicks = [p for s, p in blood_clicks if s == "right_ventricle"]
+    if "myocardium" in wanted or (stack and rv_clicks):
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
-        out = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
-    if thick is not None and arr.shape[thick] > 1:
+        walled = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
+        if "myocardium" in wanted:
+            out = walled
+    if stack and rv_clicks:
+        _rv_within_closed_wall(out, walled, rv_clicks[0][thick], spacing, thick)
+    if stack:
         # like the LV's hull plus one voxel: the border on the wall, not at the blood's
         # half-maximum (the trabeculated rim counts as cavity); after the wall, which keeps
         # the septum
@@ -736,6 +742,44 @@ def _taper_right_ventricle(labels: np.ndarray, clicks: list[tuple[int, int, int]
             view[z][cur & ~parent] = 0
         parent = view[z] == rv
         z += apex
+
+
+def _wall_closed(lv: np.ndarray, myo: np.ndarray, spacing_yx: Sequence[float]) -> bool:
+    """Whether a 2D cavity's wall is a closed ring: present in every one of ``_ANGLE_BINS``
+    directions around the cavity's centroid."""
+    if not lv.any() or not myo.any():
+        return False
+    cy, cx = np.argwhere(lv).mean(0)
+    yy, xx = np.nonzero(myo)
+    ang = np.arctan2((yy - cy) * spacing_yx[0], (xx - cx) * spacing_yx[1])
+    bins = ((ang + np.pi) / (2 * np.pi) * _ANGLE_BINS).astype(int) % _ANGLE_BINS
+    return len(np.unique(bins)) == _ANGLE_BINS
+
+
+def _rv_within_closed_wall(labels: np.ndarray, walled: np.ndarray, z0: int,
+                           spacing: tuple[float, ...], thick: int) -> None:
+    """In a short-axis stack, end the right ventricle at the first slice, outwards from its
+    clicked slice ``z0``, where the left ventricle's wall (in ``walled``) is not a closed ring.
+
+    At the base the left ventricle's wall opens towards the mitral and aortic valves; the
+    blood beside it there is right atrium and outflow tract, which continue the ventricle's
+    blood with no edge between them.  Towards the apex an open wall means the cavity has
+    ended or leaked out of it.  ``walled`` holds the wall even when it is not an output.
+    """
+    sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
+    view = np.moveaxis(labels, thick, 0)
+    wall = np.moveaxis(walled, thick, 0)
+    lv_v, myo_v, rv_v = (LABELS.value_of(n) for n in
+                         ("left_ventricle", "myocardium", "right_ventricle"))
+    for step in (-1, 1):
+        z, ended = z0 + step, False
+        while 0 <= z < view.shape[0]:
+            sl = view[z]
+            if not ended and (sl == rv_v).any():
+                ended = not _wall_closed(wall[z] == lv_v, wall[z] == myo_v, sp2)
+            if ended:
+                sl[sl == rv_v] = 0
+            z += step
 
 
 def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],

@@ -74,8 +74,8 @@ def acdc(shared_data):
 
 
 @pytest.mark.parametrize("frame, floors", [
-    ("frame01", {"left_ventricle": 0.9, "right_ventricle": 0.7, "myocardium": 0.77}),
-    ("frame02", {"left_ventricle": 0.84, "right_ventricle": 0.6, "myocardium": 0.67}),
+    ("frame01", {"left_ventricle": 0.9, "right_ventricle": 0.8, "myocardium": 0.77}),
+    ("frame02", {"left_ventricle": 0.84, "right_ventricle": 0.68, "myocardium": 0.67}),
 ])
 def test_acdc_one_click_per_structure(acdc, frame, floors):
     image, ref = acdc[frame]
@@ -94,6 +94,8 @@ def test_acdc_one_click_per_structure(acdc, frame, floors):
     ("patient045_frame02", {"left_ventricle": 0.88}),
     ("patient019_frame01", {"myocardium": 0.7}),
     ("patient030_frame02", {"myocardium": 0.8}),
+    # the RV ran on into the right atrium and outflow tract of two basal slices (RV 0.52)
+    ("patient033_frame02", {"right_ventricle": 0.7}),
 ])
 def test_acdc_hard_frames_keep_their_fixes(shared_data, case, floors):
     folder = shared_data / "mri" / "acdc"

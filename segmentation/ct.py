@@ -64,7 +64,7 @@ MIN_HEART_RADIUS_MM = 5.0
 SADDLE_SIGMA_MM = 2.0
 """Gaussian sigma applied to the distance map before the marker watershed."""
 FAT_HU = -100.0
-"""Typical epicardial fat; the myocardium's outer border is half-way to the wall's own HU."""
+"""Typical epicardial fat: the lowest HU taken for the tissue around the heart or a vein."""
 THIN_WALL_MM = 4.5
 """Largest wall grown around the right ventricle (its free wall is 3-5 mm)."""
 ATRIAL_WALL_MM = 3.0
@@ -84,6 +84,9 @@ WALL_FIT_MM = 2.5
 WALL_MAX_ELONGATION = 2.0
 """Longest/shortest axis of an outer-wall ellipse: the axial cut of a vessel up to 60 degrees
 from the body axis (a descending aorta running obliquely)."""
+FLARE_WIDENING = 2.0
+"""A vessel that opens into a chamber without a narrowing ends where the chamber's thin part
+(see :func:`_vessel_junctions`) is this many times the vessel's own cross-section."""
 NECK_SEARCH_RADII = 2.0
 """A valve orifice or septal defect is searched within this many of its radii of a border."""
 NECK_WIDENING = 1.5
@@ -203,7 +206,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
-    _add_myocardium(labels_work, arr, threshold, work, wall_mm=wall_mm, myo_hu=myo_hu)
+    epicardium_hu = _add_myocardium(labels_work, arr, threshold, work, wall_mm=wall_mm,
+                                    myo_hu=myo_hu)
     _fill_heart(labels_work, arr, work, blood_cut=0.5 * (myo_hu + threshold))
     found = [LABELS.by_value(int(v)).name for v in np.unique(labels_work) if v]
     expected = [n for n in (*CHAMBERS, "myocardium", "aorta", "pulmonary_artery")
@@ -230,6 +234,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "threshold_hu": round(float(threshold), 1),
         "myocardium_hu": round(float(myo_hu), 1),
         "wall_mm": round(wall_mm, 1),
+        "epicardium_hu": round(epicardium_hu, 1),
         "aortic_wall_ml": round(wall_voxels * _voxel_ml(work), 1),
         "chamber_borders_moved_mm": borders_mm,
         "pulmonary_valve_moved_mm": None if valve_mm is None else round(valve_mm, 1),
@@ -886,6 +891,30 @@ def _local_thickness(mask: np.ndarray, dist: np.ndarray, work: sitk.Image,
     return out
 
 
+def _before_flare(chamber: np.ndarray, vessel: np.ndarray, thin: np.ndarray,
+                  work: sitk.Image, reach: float) -> np.ndarray:
+    """Voxels of ``chamber`` nearer the ``vessel`` (geodesically) than where ``thin`` flares.
+
+    Walking from the vessel's border into the chamber, the part of the chamber that continues
+    the vessel keeps about the vessel's cross-section; where the chamber's thin voxels per step
+    (smoothed over 3 steps) exceed :data:`FLARE_WIDENING` times the vessel's own section (its
+    voxels per step in the first three steps from the border), the vessel has opened into the
+    chamber: a thin rim of a wide cavity (a swirl of dense inflow in the right atrium) is
+    chamber, not vessel.  Searched up to ``reach`` mm; no flare: the whole reach.
+    """
+    step = max(work.GetSpacing())
+    t = _geodesic(chamber, chamber & _dilate(vessel), work, stop_mm=reach + 3 * step)
+    t_vessel = _geodesic(vessel, vessel & _dilate(chamber), work, stop_mm=5 * step)
+    # bin 0 is the seed layer itself (thicker than a step)
+    section = np.bincount((t_vessel[vessel & (t_vessel < 4 * step)] / step).astype(np.int64))[1:]
+    area = np.bincount((t[thin & (t < reach + 2 * step)] / step).astype(np.int64))[1:]
+    if not section.size or area.size < 3:
+        return np.ones(chamber.shape, bool)
+    smooth = np.convolve(area.astype(float), np.ones(3) / 3.0, mode="valid")
+    wide = np.flatnonzero(smooth > FLARE_WIDENING * np.median(section))
+    return t < (int(wide[0]) + 1.5) * step if wide.size else np.ones(chamber.shape, bool)
+
+
 def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) -> None:
     """Hand the start of each vessel back from the chamber it leaves, in place.
 
@@ -894,7 +923,8 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     pulmonary trunk starts at a valve narrowing and is left to the watershed: the thin
     infundibulum of the right ventricle would look like a tube here.)  Chamber voxels near the
     vessel whose local thickness is no more than the vessel's (they lie in the tube, not in the
-    chamber's body) join the vessel.
+    chamber's body) join the vessel, up to where the tube flares into the chamber
+    (:func:`_before_flare`).
     """
     present = {int(v) for v in np.unique(labels)}
     pairs = [(LABELS.value_of(c), LABELS.value_of(v), k, reach) for c, v, k, reach in _JUNCTIONS
@@ -912,6 +942,7 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
         r_v = r_vessel[v]
         near = _distance(~vessel, work) <= reach * r_v
         thin = (labels == c) & near & (thickness <= k * r_v + 0.5 * step)
+        thin &= _before_flare(labels == c, vessel, thin, work, reach * r_v)
         comps, n = ndimage.label(thin | vessel)
         touching = np.unique(comps[vessel])
         labels[thin & np.isin(comps, touching[touching > 0])] = v
@@ -1278,14 +1309,18 @@ def _reconnect(before: np.ndarray, after: np.ndarray, work: sitk.Image) -> np.nd
 
 
 def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work: sitk.Image,
-                    *, wall_mm: float, myo_hu: float) -> None:
+                    *, wall_mm: float, myo_hu: float) -> float:
     """Label soft tissue around the chambers as myocardium, in place.
 
-    Soft tissue (from half-way between the wall's HU ``myo_hu`` and fat, to the blood threshold)
-    connected to the chambers, within ``wall_mm`` of the left ventricle, :data:`THIN_WALL_MM`
-    of the right ventricle or :data:`ATRIAL_WALL_MM` of the atria (whichever chamber is
-    nearest), and for the thin walls nearer the chamber than any great artery (the atrial wall
-    runs on as a muscular sleeve around the caval veins where they join).
+    Soft tissue (above the epicardial edge, up to the blood threshold) connected to the
+    chambers, within ``wall_mm`` of the left ventricle, :data:`THIN_WALL_MM` of the right
+    ventricle or :data:`ATRIAL_WALL_MM` of the atria (whichever chamber is nearest), and for
+    the thin walls nearer the chamber than any great artery (the atrial wall runs on as a
+    muscular sleeve around the caval veins where they join).  The epicardial edge is half-way
+    between the wall's HU ``myo_hu`` and the tissue around the heart: a first growth to
+    half-way to fat (:data:`FAT_HU`) finds that tissue (the median of the unlabelled voxels
+    two voxels outside, lung and blood excluded, kept between fat and the wall's HU), the
+    wall is then grown again to half-way to it.  Returns that edge (HU).
     """
     lv = labels == LABELS.value_of("left_ventricle")
     rv = labels == LABELS.value_of("right_ventricle")
@@ -1301,13 +1336,23 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     d_thin = np.minimum(d_rv, d_at)
     thin_mm = np.where(d_rv <= d_at, THIN_WALL_MM, ATRIAL_WALL_MM)
     near = np.where(d_lv <= d_thin, d_lv <= wall_mm, (d_thin <= thin_mm) & (d_thin < to_artery))
-    # the epicardial border is half-way between the measured wall and fat
-    soft = (arr > 0.5 * (myo_hu + FAT_HU)) & (arr <= threshold) & (labels == 0) & near
-    grown, _ = ndimage.label(soft | chambers)
-    touching = np.unique(grown[chambers])
-    myo = np.isin(grown, touching[touching > 0]) & soft
-    myo = ndimage.binary_opening(myo, iterations=1)
-    labels[myo] = LABELS.value_of("myocardium")
+    candidates = (arr <= threshold) & (labels == 0) & near
+
+    def grow(edge: float) -> np.ndarray:
+        soft = candidates & (arr > edge)
+        grown, _ = ndimage.label(soft | chambers)
+        touching = np.unique(grown[chambers])
+        return ndimage.binary_opening(np.isin(grown, touching[touching > 0]) & soft,
+                                      iterations=1)
+
+    myo = grow(0.5 * (myo_hu + FAT_HU))
+    heart = myo | chambers
+    around = arr[_dilate(heart, iterations=2) & ~_dilate(heart) & (labels == 0)
+                 & (arr > -500.0) & (arr < threshold)]
+    outside = float(np.clip(np.median(around), FAT_HU, myo_hu)) if around.size > 50 else FAT_HU
+    edge = 0.5 * (myo_hu + outside)
+    labels[grow(edge)] = LABELS.value_of("myocardium")
+    return edge
 
 
 def _fill_heart(labels: np.ndarray, arr: np.ndarray, work: sitk.Image, *,

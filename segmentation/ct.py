@@ -87,6 +87,9 @@ from the body axis (a descending aorta running obliquely)."""
 FLARE_WIDENING = 2.0
 """A vessel that opens into a chamber without a narrowing ends where the chamber's thin part
 (see :func:`_vessel_junctions`) is this many times the vessel's own cross-section."""
+VEIN_OPENING = 0.25
+"""The left atrium is opened with a ball of this fraction of its inscribed radius to find the
+pulmonary veins' stems (see :func:`_trim_atrial_veins`)."""
 NECK_SEARCH_RADII = 2.0
 """A valve orifice or septal defect is searched within this many of its radii of a border."""
 NECK_WIDENING = 1.5
@@ -202,6 +205,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
     if descending is not None:
         _prune_aortic_branches(labels_work, descending, work)
+    veins_voxels = _trim_atrial_veins(labels_work, work)
     wall_voxels = _vessel_wall(labels_work, arr, bone, work)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
@@ -236,6 +240,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         "wall_mm": round(wall_mm, 1),
         "epicardium_hu": round(epicardium_hu, 1),
         "aortic_wall_ml": round(wall_voxels * _voxel_ml(work), 1),
+        "pulmonary_veins_ml": round(veins_voxels * _voxel_ml(work), 1),
         "chamber_borders_moved_mm": borders_mm,
         "pulmonary_valve_moved_mm": None if valve_mm is None else round(valve_mm, 1),
         "chambers_from": source,
@@ -1108,6 +1113,35 @@ def _pulmonary_valve(labels: np.ndarray, work: sitk.Image) -> float | None:
             labels[trunk] = pa_v
             return cut
     return None
+
+
+def _trim_atrial_veins(labels: np.ndarray, work: sitk.Image) -> int:
+    """Unlabel the pulmonary veins' stems left in the left atrium, in place.
+
+    The pulmonary veins open into the left atrium without a narrowing, and their ends lie too
+    near the atrium to get a vessel marker, so the watershed leaves their stems in the atrium.
+    The atrium opened with a ball of :data:`VEIN_OPENING` times its inscribed radius, plus the
+    rim within half that radius of the opened body (corners the ball cannot reach), is the
+    atrium; of the rest, each part that reaches farther than the ball's radius from it is a
+    tube longer than wide -- a vein -- and is unlabelled; shorter parts (clipped corners, the
+    appendage's tip) stay.  Runs after the edge refinement, so that no neighbour grows into
+    the veins' voxels.  Returns the number of voxels unlabelled.
+    """
+    la = labels == LABELS.value_of("left_atrium")
+    if not la.any():
+        return 0
+    depth = _distance(la, work)
+    r = VEIN_OPENING * float(depth.max())
+    body = _distance(~(depth >= r), work) <= r
+    body |= _distance(~body, work) <= 0.5 * r
+    beyond = _distance(~body, work)
+    parts, n = ndimage.label(la & ~body)
+    if not n:
+        return 0
+    reach = _label_max(beyond, parts)
+    veins = (reach > r)[parts] & (parts > 0)
+    labels[veins] = 0
+    return int(np.count_nonzero(veins))
 
 
 def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image

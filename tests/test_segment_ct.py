@@ -117,8 +117,8 @@ def test_chest_cta_heart_and_pulmonary_artery(shared_data):
                               sitk.Transform(), sitk.sitkNearestNeighbor)
     pa_ref = sitk.ReadImage(str(folder / "pulmonary_artery_mask.nii.gz"))
     result = segment(Volume(ct, modality="CT"))
-    # the right atrium's dense contrast inflow is blood, not bone (heart 0.80 before)
-    assert dice(structure_mask(result.labels, "heart"), heart_ref) >= 0.81
+    # dense inflow is blood, not bone (0.80 before); epicardial edge, caval flare: 0.871
+    assert dice(structure_mask(result.labels, "heart"), heart_ref) >= 0.85
     assert dice(structure_mask(result.labels, "pulmonary_artery"), pa_ref) >= 0.83
 
 
@@ -130,7 +130,7 @@ def test_chest_cta_aorta(shared_data):
     ref = sitk.ReadImage(str(folder / "aorta_mask.nii.gz"))
     result = segment(Volume(ct, modality="CT"))
     aorta = structure_mask(result.labels, "aorta")
-    assert dice(aorta, ref) >= 0.76  # 0.72 before the lowest slices were kept (see docs)
+    assert dice(aorta, ref) >= 0.78  # 0.72 before the lowest slices were kept, 0.803 now (docs)
     # what is labelled aorta lies in the reference aorta (no chamber or PA labelled aorta)
     ours = sitk.GetArrayViewFromImage(aorta).astype(bool)
     truth = sitk.GetArrayViewFromImage(ref).astype(bool)

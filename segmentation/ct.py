@@ -1139,7 +1139,7 @@ def _trim_atrial_veins(labels: np.ndarray, work: sitk.Image) -> int:
     if not n:
         return 0
     reach = _label_max(beyond, parts)
-    veins = (reach > r)[parts] & (parts > 0)
+    veins = (reach > 2.0 * r)[parts] & (parts > 0)
     labels[veins] = 0
     return int(np.count_nonzero(veins))
 
@@ -1353,7 +1353,8 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     muscular sleeve around the caval veins where they join).  The epicardial edge is half-way
     between the wall's HU ``myo_hu`` and the tissue around the heart: a first growth to
     half-way to fat (:data:`FAT_HU`) finds that tissue (the median of the unlabelled voxels
-    two voxels outside, lung and blood excluded, kept between fat and the wall's HU), the
+    three voxels outside, beyond the edge's partial volume; lung and blood excluded, kept
+    between fat and the wall's HU), the
     wall is then grown again to half-way to it.  Returns that edge (HU).
     """
     lv = labels == LABELS.value_of("left_ventricle")
@@ -1381,7 +1382,7 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
 
     myo = grow(0.5 * (myo_hu + FAT_HU))
     heart = myo | chambers
-    around = arr[_dilate(heart, iterations=2) & ~_dilate(heart) & (labels == 0)
+    around = arr[_dilate(heart, iterations=3) & ~_dilate(heart, iterations=2) & (labels == 0)
                  & (arr > -500.0) & (arr < threshold)]
     outside = float(np.clip(np.median(around), FAT_HU, myo_hu)) if around.size > 50 else FAT_HU
     edge = 0.5 * (myo_hu + outside)

@@ -99,13 +99,15 @@ _ANGLE_BINS = 72
 _EPI_MIN_MM = 3.0
 _BLOOD_FRACTION_STACK = 0.5
 _BLOOD_FRACTION_VOLUME = 0.35
-_CHAMBER_BALLS = {"left_ventricle": 2.25, "right_ventricle": 8.0, "left_atrium": 2.25,
-                  "right_atrium": 2.25}
+_CHAMBER_BALLS = {"left_ventricle": 2.25, "right_ventricle": 8.0, "right_atrium": 2.25}
 _NECK_FRACTION = 0.6
 _GIVE_BACK_FRACTION = 0.5
 _WALL_MM = 5.0
 _NECKED = ("left_ventricle", "right_ventricle", "right_atrium")
 _CHAMBER_OPEN_MM = 5.0
+_RIDGE_INNER_BALLS = 1.25  # the left atrium's watershed markers, chosen on LA2018
+_RIDGE_OUTER_BALLS = 4.5
+_RIDGE_SMOOTH_MM = 0.6
 _OWN_FRACTION = 0.5
 _CHAMBERS = ("left_ventricle", "right_ventricle", "left_atrium", "right_atrium")
 _LEVEL_PCT_STACK = 65.0
@@ -406,7 +408,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = component_at(grown[name] == v, by_value[v])
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if thick is None and name in _CHAMBERS:
-            mask = _chamber_3d(mask, name, smooth, grad, bright, by_value[v], spacing)
+            mask = _chamber_3d(mask, name, arr, smooth, grad, bright, by_value[v], spacing)
         if name == "left_ventricle" and thick is not None:
             lv_clicks = [p for s, p in blood_clicks if s == name]
             mask = _refine_cavity(smooth, mask, spacing, thick)
@@ -449,7 +451,7 @@ def _grow_volume(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
     Chambers are read from a competition whose fronts keep to their side of the blood
     threshold (``_AWAY_2D``): in 3D the background otherwise enters the blood through weak
     wall edges (LGE) and takes whole lobes of an atrium; the chamber's leaks through valves and
-    veins are then cut by :func:`_size_prior`.  Vessels (tubes, no such prior) are read from
+    veins are then cut by :func:`_chamber_3d`.  Vessels (tubes, no such prior) are read from
     the symmetric competition.
     """
     names = {LABELS.by_value(v).name: v for v in seeds}
@@ -465,18 +467,20 @@ def _grow_volume(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
     return out
 
 
-def _chamber_3d(grown: np.ndarray, name: str, smooth: np.ndarray, grad: np.ndarray,
-                bright: np.ndarray, clicks: list[tuple[int, int, int]],
+def _chamber_3d(grown: np.ndarray, name: str, arr: np.ndarray, smooth: np.ndarray,
+                grad: np.ndarray, bright: np.ndarray, clicks: list[tuple[int, int, int]],
                 spacing: tuple[float, ...]) -> np.ndarray:
     """A chamber of a 3D volume from its grown region: size prior, then necks and spurs.
 
-    The size prior (:func:`_size_prior`) caps the region at ``_CHAMBER_BALLS`` inscribed balls:
-    2.25 for the atria and the left ventricle (chosen on LA2018), 8 for the right ventricle,
+    The size prior (:func:`_first_reached`) caps the region at ``_CHAMBER_BALLS`` inscribed balls:
+    2.25 for the right atrium and the left ventricle, 8 for the right ventricle,
     whose crescent around the septum holds about as much blood as the left ventricle with about
-    0.6 times its depth (1 / 0.6^3 = 4.6 times the LV's ratio).  The left atrium is then opened
-    with a ``_CHAMBER_OPEN_MM`` ball (its pulmonary veins are part of it in the project's label
-    set).  The ventricles and the right atrium, whose outlets and inlets (aorta, pulmonary
-    artery, caval veins) are structures of their own, are cut at necks: opened with a ball of
+    0.6 times its depth (1 / 0.6^3 = 4.6 times the LV's ratio).  The left atrium is instead cut
+    on the ridges of a finer gradient between its core and what lies far beyond it
+    (:func:`_ridge_cut`), then opened with a ``_CHAMBER_OPEN_MM`` ball (its pulmonary veins are
+    part of it in the project's label set).  The ventricles and the right atrium, whose outlets
+    and inlets (aorta, pulmonary artery, caval veins) are structures of their own, are cut at
+    necks: opened with a ball of
     ``_NECK_FRACTION`` of their inscribed radius (an arterial valve or a caval vein is about
     half as wide as its chamber), the opened-away rim within ``_GIVE_BACK_FRACTION`` of that
     radius given back (the apex and the crescent's tips; a vessel stub at most that long).  The size
@@ -488,9 +492,12 @@ def _chamber_3d(grown: np.ndarray, name: str, smooth: np.ndarray, grad: np.ndarr
     r = max(float(depth[_climb(depth, p)]) for p in clicks)
     if r <= 0.0:
         return grown
-    mask = _size_prior(grown, grad, depth, r, clicks, spacing, _CHAMBER_BALLS[name])
+    t = _front(grown, grad, depth, r, clicks, spacing)
+    ball = 4.0 / 3.0 * math.pi * r ** 3 / math.prod(spacing)
     if name not in _NECKED:
+        mask = _ridge_cut(arr, t, ball, clicks, spacing)
         return ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, _CHAMBER_OPEN_MM))
+    mask = _first_reached(t, _CHAMBER_BALLS[name] * ball)
     radius = max(_CHAMBER_OPEN_MM, _NECK_FRACTION * r)
     mask = ndi.binary_fill_holes(_open_spurs(mask, clicks, spacing, radius,
                                              give_back=_GIVE_BACK_FRACTION))
@@ -514,26 +521,50 @@ def _own_edge(smooth: np.ndarray, mask: np.ndarray, grown: np.ndarray, bright: n
     return ndi.binary_fill_holes(kept) if kept.any() else mask
 
 
-def _size_prior(mask: np.ndarray, grad: np.ndarray, depth: np.ndarray, r: float,
-                clicks: list[tuple[int, int, int]], spacing: tuple[float, ...],
-                balls: float) -> np.ndarray:
-    """Cut a 3D chamber to at most ``balls`` times the volume of the largest ball inscribed in
-    the blood around its click (radius ``r``; ``depth`` is the blood's distance map), keeping
-    the voxels its front reaches first.
+def _front(mask: np.ndarray, grad: np.ndarray, depth: np.ndarray, r: float,
+           clicks: list[tuple[int, int, int]], spacing: tuple[float, ...]) -> np.ndarray:
+    """Arrival time, within ``mask``, of a chamber's front from its clicks (``inf`` outside).
 
-    The chamber's scale is the depth in the blood mask (distance to the nearest non-blood
-    voxel) of the local maximum reached by climbing that depth from the click, so it does not
-    depend on where in the chamber the click lies.  The front is slowed by edges (as in the
-    competition) and in proportion to the local depth of the blood relative to that scale, so
-    it fills the wide chamber before it passes narrow necks (valves, veins, thin-walled
-    contacts with neighbouring cavities).
+    The chamber's scale ``r`` is the depth in the blood mask (``depth``: distance to the
+    nearest non-blood voxel) of the local maximum reached by climbing that depth from the
+    click, so it does not depend on where in the chamber the click lies.  The front is slowed
+    by edges (as in the competition) and in proportion to the local depth of the blood relative
+    to that scale, so it fills the wide chamber before it passes narrow necks (valves, veins,
+    thin-walled contacts with neighbouring cavities).
     """
-    cap = int(balls * 4.0 / 3.0 * math.pi * r ** 3 / math.prod(spacing))
-    if int(mask.sum()) <= cap:
-        return mask
     speed = np.maximum(edge_speed(grad) * np.clip(depth / r, 0.0, 1.0), 1e-3)
-    t = np.where(mask, arrival_time(speed, clicks, spacing_zyx=spacing), np.inf)
-    return t <= np.partition(t.ravel(), cap)[cap]
+    return np.where(mask, arrival_time(speed, clicks, spacing_zyx=spacing), np.inf)
+
+
+def _first_reached(t: np.ndarray, voxels: float) -> np.ndarray:
+    """The size prior: the ``voxels`` voxels (at most) that the front ``t`` reaches first."""
+    n = int(voxels)
+    if int(np.isfinite(t).sum()) <= n:
+        return np.isfinite(t)
+    return t <= np.partition(t.ravel(), n)[n]
+
+
+def _ridge_cut(arr: np.ndarray, t: np.ndarray, ball: float,
+               clicks: list[tuple[int, int, int]], spacing: tuple[float, ...]) -> np.ndarray:
+    """Cut a grown left atrium on the ridges of the gradient between its core and its far side.
+
+    Marker watershed on the gradient magnitude of a ``_RIDGE_SMOOTH_MM`` smoothing (finer than
+    the competition's: the atrium's walls against its bright neighbours are thin): the inner
+    marker is the ``_RIDGE_INNER_BALLS`` inscribed balls the front ``t`` (:func:`_front`)
+    reaches first, the outer one what it reaches after ``_RIDGE_OUTER_BALLS`` balls and all that
+    lies outside the grown region.  The border then follows the strongest edges in between
+    instead of a volume: the LA2018 atria hold 1.5-3.2 balls, and a cap at any one volume cuts
+    the large ones short and over-grows the small ones.
+    """
+    inner = _first_reached(t, _RIDGE_INNER_BALLS * ball)
+    markers = inner.astype(np.uint8)
+    markers[~_first_reached(t, _RIDGE_OUTER_BALLS * ball)] = 2
+    fine = _gradient_magnitude(ndi.gaussian_filter(arr, _sigmas(spacing, None, _RIDGE_SMOOTH_MM)),
+                               spacing, None)
+    ws = sitk.MorphologicalWatershedFromMarkers(
+        sitk.GetImageFromArray(fine.astype(np.float32)), sitk.GetImageFromArray(markers),
+        markWatershedLine=False, fullyConnected=False)
+    return component_at(sitk.GetArrayFromImage(ws) == 1, clicks)
 
 
 def _own_half_maximum(smooth: np.ndarray, mask: np.ndarray, clicks: list[tuple[int, int, int]],

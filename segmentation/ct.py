@@ -1119,29 +1119,34 @@ def _trim_atrial_veins(labels: np.ndarray, work: sitk.Image) -> int:
     """Unlabel the pulmonary veins' stems left in the left atrium, in place.
 
     The pulmonary veins open into the left atrium without a narrowing, and their ends lie too
-    near the atrium to get a vessel marker, so the watershed leaves their stems in the atrium.
-    The atrium opened with a ball of :data:`VEIN_OPENING` times its inscribed radius, plus the
-    rim within half that radius of the opened body (corners the ball cannot reach), is the
-    atrium; of the rest, each part that reaches farther than the ball's radius from it is a
-    tube longer than wide -- a vein -- and is unlabelled; shorter parts (clipped corners, the
-    appendage's tip) stay.  Runs after the edge refinement, so that no neighbour grows into
-    the veins' voxels.  Returns the number of voxels unlabelled.
+    near the atrium to get a vessel marker, so the watershed leaves their stems in the atrium:
+    they are the atrium's side tubes (:func:`_side_tubes`) for a ball of :data:`VEIN_OPENING`
+    times its inscribed radius.  Runs after the edge refinement, so that no neighbour grows
+    into the veins' voxels.  Returns the number of voxels unlabelled.
     """
     la = labels == LABELS.value_of("left_atrium")
     if not la.any():
         return 0
-    depth = _distance(la, work)
-    r = VEIN_OPENING * float(depth.max())
-    body = _distance(~(depth >= r), work) <= r
-    body |= _distance(~body, work) <= 0.5 * r
-    beyond = _distance(~body, work)
-    parts, n = ndimage.label(la & ~body)
-    if not n:
-        return 0
-    reach = _label_max(beyond, parts)
-    veins = (reach > 2.0 * r)[parts] & (parts > 0)
+    veins = _side_tubes(la, VEIN_OPENING * float(_distance(la, work).max()), work)
     labels[veins] = 0
     return int(np.count_nonzero(veins))
+
+
+def _side_tubes(mask: np.ndarray, r: float, work: sitk.Image) -> np.ndarray:
+    """Tubes narrower than a ball of radius ``r`` (mm) that leave the body of ``mask``.
+
+    ``mask`` opened with the ball, plus the rim within ``r / 2`` of the opened body (corners
+    the ball cannot reach), is the body; of the rest, each part that reaches farther than the
+    ball's diameter from it is a tube longer than wide; shorter parts (clipped corners) are not.
+    """
+    depth = _distance(mask, work)
+    body = _distance(~(depth >= r), work) <= r
+    body |= _distance(~body, work) <= 0.5 * r
+    parts, n = ndimage.label(mask & ~body)
+    if not n:
+        return np.zeros(mask.shape, bool)
+    reach = _label_max(_distance(~body, work), parts)
+    return (reach > 2.0 * r)[parts] & (parts > 0)
 
 
 def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image

@@ -94,6 +94,9 @@ _REFINE_MM = 3.0
 _EPI_EDGE_PCT = 80.0
 _LV_NECK_MM = 2.0
 _LV_RIM_FRACTION = 0.35  # chosen among 0.25 / 0.35 / 0.5 on ACDC
+_RV_RIM_STEPS = 2  # chosen among 1 / 2 / 3 on ACDC
+_RV_WALL_GAP_DEG = 5.0  # one of the 72 directions: a closed ring (15 / 25 measured)
+_LV_WALL_GAP_DEG = 30.0  # chosen among 5 / 20 / 30 / 45 / 90 on ACDC
 _MYO_SMOOTH_DEG = 90.0
 _ANGLE_BINS = 72
 _EPI_MIN_MM = 3.0
@@ -425,21 +428,24 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         _taper_right_ventricle(out, [p for s, p in blood_clicks if s == "right_ventricle"],
                                thick)
     stack = thick is not None and arr.shape[thick] > 1
-    rv_clicks = [p for s, p in blood_clicks if s == "right_ventricle"]
-    if "myocardium" in wanted or (stack and rv_clicks):
+    if "myocardium" in wanted or stack:
         myo_clicks = [p for s, p in clicks if s == "myocardium"]
         walled = _myocardium(smooth, grad, out, myo_clicks, spacing, thick, thr)
         if "myocardium" in wanted:
             out = walled
-    if stack and rv_clicks:
-        _rv_within_closed_wall(out, walled, rv_clicks[0][thick], spacing, thick)
     if stack:
+        _end_at_open_wall(out, walled, blood_clicks, spacing, thick)
         # like the LV's hull plus one voxel: the border on the wall, not at the blood's
         # half-maximum (the trabeculated rim counts as cavity); after the wall, which keeps
         # the septum
         rv = out == LABELS.value_of("right_ventricle")
         out[_per_slice(ndi.binary_dilation, rv, thick) & (out == 0)] = LABELS.value_of(
             "right_ventricle")
+        # then, as the LV's, the partial-volume voxels beyond it (a ring at a time)
+        for _ in range(_RV_RIM_STEPS):
+            rv = out == LABELS.value_of("right_ventricle")
+            out[_bright_rim(smooth, rv, spacing, thick) & (out == 0)] = LABELS.value_of(
+                "right_ventricle")
     return out
 
 
@@ -714,8 +720,8 @@ def _refine_cavity(smooth: np.ndarray, mask: np.ndarray, spacing: tuple[float, .
 def _bright_rim(smooth: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
                 thick: int) -> np.ndarray:
     """Per slice, the voxels just outside a cavity brighter than ``_LV_RIM_FRACTION`` of the
-    way from its wall ring's median to its own median: partial-volume voxels on the
-    endocardium that the reference counts as cavity."""
+    way from its wall ring's (1 voxel-6 mm out) median to its own median: partial-volume
+    voxels on the endocardium that the reference counts as cavity."""
     sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
     wall = _disk(6.0, sp2)
     m3 = np.moveaxis(mask, thick, 0)
@@ -756,12 +762,9 @@ def _taper_right_ventricle(labels: np.ndarray, clicks: list[tuple[int, int, int]
     is a leak into apical fat or the pericardium.  The apex is the end of the left
     ventricle's slices with the smaller cross-section.
     """
-    lv = np.moveaxis(labels == LABELS.value_of("left_ventricle"), thick, 0)
-    area = lv.sum(axis=(1, 2))
-    zs = np.flatnonzero(area)
-    if len(zs) < 4 or not clicks:
+    apex = _apex_step(labels, thick)
+    if not apex or not clicks:
         return
-    apex = 1 if area[zs[-2:]].mean() < area[zs[:2]].mean() else -1
     view = np.moveaxis(labels, thick, 0)
     rv = LABELS.value_of("right_ventricle")
     z = clicks[0][thick]
@@ -775,42 +778,67 @@ def _taper_right_ventricle(labels: np.ndarray, clicks: list[tuple[int, int, int]
         z += apex
 
 
-def _wall_closed(lv: np.ndarray, myo: np.ndarray, spacing_yx: Sequence[float]) -> bool:
-    """Whether a 2D cavity's wall is a closed ring: present in every one of ``_ANGLE_BINS``
-    directions around the cavity's centroid."""
+def _wall_gap_deg(lv: np.ndarray, myo: np.ndarray, spacing_yx: Sequence[float]) -> float:
+    """The widest opening of a 2D cavity's wall, in degrees around the cavity's centroid
+    (sampled in ``_ANGLE_BINS`` directions): 0 for a closed ring, 360 without a wall."""
     if not lv.any() or not myo.any():
-        return False
+        return 360.0
     cy, cx = np.argwhere(lv).mean(0)
     yy, xx = np.nonzero(myo)
     ang = np.arctan2((yy - cy) * spacing_yx[0], (xx - cx) * spacing_yx[1])
     bins = ((ang + np.pi) / (2 * np.pi) * _ANGLE_BINS).astype(int) % _ANGLE_BINS
-    return len(np.unique(bins)) == _ANGLE_BINS
+    have = np.zeros(_ANGLE_BINS, bool)
+    have[bins] = True
+    run = widest = 0
+    for h in np.roll(have, -int(np.argmax(have))):   # start on the wall: no run wraps
+        run = 0 if h else run + 1
+        widest = max(widest, run)
+    return widest * 360.0 / _ANGLE_BINS
 
 
-def _rv_within_closed_wall(labels: np.ndarray, walled: np.ndarray, z0: int,
-                           spacing: tuple[float, ...], thick: int) -> None:
-    """In a short-axis stack, end the right ventricle at the first slice, outwards from its
-    clicked slice ``z0``, where the left ventricle's wall (in ``walled``) is not a closed ring.
+def _end_at_open_wall(labels: np.ndarray, walled: np.ndarray,
+                      clicks: list[tuple[str, tuple[int, int, int]]],
+                      spacing: tuple[float, ...], thick: int) -> None:
+    """In a short-axis stack, end the ventricles where the left ventricle's wall (in
+    ``walled``, which holds it even when it is not an output) opens.
 
-    At the base the left ventricle's wall opens towards the mitral and aortic valves; the
-    blood beside it there is right atrium and outflow tract, which continue the ventricle's
-    blood with no edge between them.  Towards the apex an open wall means the cavity has
-    ended or leaked out of it.  ``walled`` holds the wall even when it is not an output.
+    The right ventricle ends, outwards from its clicked slice in both directions, at the first
+    slice where that wall is not a closed ring (``_RV_WALL_GAP_DEG``): at the base the left
+    ventricle's wall opens towards its valves, and the blood beside it there is right atrium
+    and outflow tract, which continue the ventricle's blood with no edge; towards the apex an
+    open wall means the cavity has ended.  The left ventricle ends towards the apex at the
+    first slice whose wall is open by ``_LV_WALL_GAP_DEG`` or more: its cavity there has leaked
+    out of the ring (apical fat, pericardium) or is no cavity.  Towards the base the left
+    ventricle's wall opens in true basal slices as in atrial ones, so it is not cut there.
     """
     sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
     view = np.moveaxis(labels, thick, 0)
     wall = np.moveaxis(walled, thick, 0)
-    lv_v, myo_v, rv_v = (LABELS.value_of(n) for n in
-                         ("left_ventricle", "myocardium", "right_ventricle"))
-    for step in (-1, 1):
-        z, ended = z0 + step, False
-        while 0 <= z < view.shape[0]:
-            sl = view[z]
-            if not ended and (sl == rv_v).any():
-                ended = not _wall_closed(wall[z] == lv_v, wall[z] == myo_v, sp2)
-            if ended:
-                sl[sl == rv_v] = 0
-            z += step
+    lv_v, myo_v = LABELS.value_of("left_ventricle"), LABELS.value_of("myocardium")
+    apex = _apex_step(labels, thick)
+    for name, steps, max_gap in (("right_ventricle", (-1, 1), _RV_WALL_GAP_DEG),
+                                 ("left_ventricle", (apex,) if apex else (), _LV_WALL_GAP_DEG)):
+        v = LABELS.value_of(name)
+        z0s = [p[thick] for s, p in clicks if s == name]
+        for step in steps if z0s else ():
+            z, ended = z0s[0] + step, False
+            while 0 <= z < view.shape[0]:
+                sl = view[z]
+                if not ended and (sl == v).any():
+                    ended = _wall_gap_deg(wall[z] == lv_v, wall[z] == myo_v, sp2) >= max_gap
+                if ended:
+                    sl[sl == v] = 0
+                z += step
+
+
+def _apex_step(labels: np.ndarray, thick: int) -> int:
+    """+1 or -1: the direction (along the stack) of the apex, the end of the left ventricle's
+    slices with the smaller cross-section; 0 when it spans fewer than 4 slices."""
+    area = np.moveaxis(labels == LABELS.value_of("left_ventricle"), thick, 0).sum(axis=(1, 2))
+    zs = np.flatnonzero(area)
+    if len(zs) < 4:
+        return 0
+    return 1 if area[zs[-2:]].mean() < area[zs[:2]].mean() else -1
 
 
 def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],

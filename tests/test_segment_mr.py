@@ -92,7 +92,9 @@ def test_acdc_one_click_per_structure(acdc, frame, floors):
     # LV's hull (LV 0.78), a bright wall read as blood (myocardium 0.48), a thin right
     # ventricle whose click level dropped the threshold into the myocardium (myocardium 0.40)
     ("patient045_frame02", {"left_ventricle": 0.88}),
-    ("patient019_frame01", {"myocardium": 0.7}),
+    ("patient019_frame01", {"myocardium": 0.7,
+                            # its apical slice leaked out of an open wall (LV 0.93)
+                            "left_ventricle": 0.94}),
     ("patient030_frame02", {"myocardium": 0.8}),
     # the RV ran on into the right atrium and outflow tract of two basal slices (RV 0.52)
     ("patient033_frame02", {"right_ventricle": 0.7}),

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,9 @@ WALL_CLOSED_FRACTION = 0.75
 """Fraction of rays that must stop at fat or lung for an outer wall to be fitted."""
 WALL_FIT_MM = 2.5
 """Largest median misfit (mm) of the outer-wall ellipse."""
+WALL_OUTLIER = 2.0
+"""Stops farther from the fitted outer wall than this many times the fit's median misfit are
+dropped and the ellipse refitted (chosen on the chest CTA, see docs/segmentation.md)."""
 WALL_MAX_ELONGATION = 2.0
 """Longest/shortest axis of an outer-wall ellipse: the axial cut of a vessel up to 60 degrees
 from the body axis (a descending aorta running obliquely)."""
@@ -1206,7 +1209,7 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
                 continue
             ey = py[closed, stops[closed]] * sy
             ex = px[closed, stops[closed]] * sx
-            fit = _fit_ellipse(ex, ey)
+            fit = _fit_wall(ex, ey, step)
             if fit is None:
                 continue
             rad = float(np.sqrt(fit[2] * fit[3]))  # equivalent radius
@@ -1227,6 +1230,20 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
         labels[z][grow] = ao_v
         added += int(grow.sum())
     return added
+
+
+def _fit_wall(x: np.ndarray, y: np.ndarray, step: float) -> tuple | None:
+    """The aorta's outer wall through the rays' stops (mm): :func:`_fit_ellipse`, then again
+    without the stops farther from it than :data:`WALL_OUTLIER` times its median misfit (at
+    least ``step``): soft tissue running beside the aorta carries a few rays past its wall,
+    and a least-squares fit follows them."""
+    fit = _fit_ellipse(x, y)
+    if fit is None:
+        return None
+    keep = _radial_misfit(fit[0], fit[1], fit[5], x, y) <= max(WALL_OUTLIER * fit[4], step)
+    if keep.all() or keep.sum() < 6:
+        return fit
+    return _fit_ellipse(x[keep], y[keep]) or fit
 
 
 def _fit_ellipse(x: np.ndarray, y: np.ndarray) -> tuple | None:
@@ -1257,10 +1274,15 @@ def _fit_ellipse(x: np.ndarray, y: np.ndarray) -> tuple | None:
         du, dv = px - cx, py - cy
         return (qa * du * du + qb * du * dv + qc * dv * dv) / level
 
-    dx, dy = x - cx, y - cy
-    r = np.hypot(dx, dy)
-    misfit = float(np.median(np.abs(r - r / np.sqrt(np.maximum(inside(x, y), 1e-12)))))
+    misfit = float(np.median(_radial_misfit(cx, cy, inside, x, y)))
     return cx, cy, float(a), float(b), misfit, inside
+
+
+def _radial_misfit(cx: float, cy: float, inside: Callable, x: np.ndarray, y: np.ndarray
+                   ) -> np.ndarray:
+    """Distance (mm) of each point from an ellipse along the ray from its centre."""
+    r = np.hypot(x - cx, y - cy)
+    return np.abs(r - r / np.sqrt(np.maximum(inside(x, y), 1e-12)))
 
 
 def _refine_boundaries(labels: np.ndarray, arr: np.ndarray, dist: np.ndarray,

@@ -119,24 +119,41 @@ def load_hvsmr(root: Path) -> Iterator[Sample]:
 
 
 def load_chest_cta(root: Path) -> Iterator[Sample]:
+    """Both chest CTA crops, each with an exclusive reference built from TotalSegmentator's masks.
+
+    TotalSegmentator's masks overlap: its heart takes in the aortic root and the pulmonary
+    trunk, which its aorta and pulmonary-artery masks also hold.  A label map holds one
+    structure per voxel, so on each crop every vessel mask of this CT (both are on grids at
+    whole-voxel offsets from the crops) takes precedence over the heart, as our pipeline's
+    labels do; each crop scores the heart and its own vessel.
+    """
     folder = root / "ct" / "chest_cta"
     heart_path = folder / "heart_mask.nii.gz"
-    for ct_name, mask_name, structure in (("aorta_ct_cropped", "aorta_mask", "aorta"),
-                                          ("pulm_ct_cropped", "pulmonary_artery_mask",
-                                           "pulmonary_artery")):
-        ct_path, mask_path = folder / f"{ct_name}.nii.gz", folder / f"{mask_name}.nii.gz"
-        if not (ct_path.is_file() and mask_path.is_file() and heart_path.is_file()):
+    crops = (("aorta_ct_cropped", "aorta_mask", "aorta"),
+             ("pulm_ct_cropped", "pulmonary_artery_mask", "pulmonary_artery"))
+    vessel_paths = {structure: folder / f"{mask}.nii.gz" for _, mask, structure in crops}
+    if not heart_path.is_file() or not all(p.is_file() for p in vessel_paths.values()):
+        return
+    for ct_name, _, structure in crops:
+        ct_path = folder / f"{ct_name}.nii.gz"
+        if not ct_path.is_file():
             continue
         ct = sitk.ReadImage(str(ct_path))
-        vessel = sitk.ReadImage(str(mask_path)) > 0
-        # the heart mask is on a larger grid at whole-voxel offsets: nearest neighbour is exact
-        heart = sitk.Resample(sitk.ReadImage(str(heart_path)) > 0, ct, sitk.Transform(),
-                              sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        # the masks lie on grids at whole-voxel offsets from the crop: nearest neighbour is exact
+        heart = _on_grid(heart_path, ct)
         ref = sitk.Cast(heart * LABELS.value_of("heart"), sitk.sitkUInt8)
-        ref = sitk.Mask(ref, vessel, maskingValue=1, outsideValue=LABELS.value_of(structure))
+        for name, path in vessel_paths.items():
+            ref = sitk.Mask(ref, _on_grid(path, ct), maskingValue=1,
+                            outsideValue=LABELS.value_of(name))
         yield Sample("chest_cta", ct_name, ct, ref, {lab.value: lab.name for lab in LABELS},
                      ("heart", structure), modality="ct", auto=("heart", structure),
                      click=(), notes=["references are TotalSegmentator outputs"])
+
+
+def _on_grid(mask_path: Path, image: sitk.Image) -> sitk.Image:
+    """A binary mask file resampled (nearest neighbour) onto ``image``'s grid, 0 outside."""
+    return sitk.Resample(sitk.ReadImage(str(mask_path)) > 0, image, sitk.Transform(),
+                         sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
 
 def load_phantom(root: Path) -> Iterator[Sample]:

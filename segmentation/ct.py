@@ -410,12 +410,25 @@ def _label_max(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def _box(mask: np.ndarray, pad: int | Sequence[int]) -> tuple[slice, ...] | None:
     """Bounding box ``[z, y, x]`` of ``mask`` grown by ``pad`` voxels (per axis, or one for
     all), clipped to the array; None if the mask is empty."""
-    found = ndimage.find_objects(np.asarray(mask, dtype=bool).view(np.uint8))
-    if not found:
+    extent = _extent(np.asarray(mask, dtype=bool))
+    if extent is None:
         return None
     pads = [pad] * mask.ndim if isinstance(pad, int) else list(pad)
-    return tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
-                 for b, p, n in zip(found[0], pads, mask.shape, strict=True))
+    return tuple(slice(max(start - p, 0), min(stop + p, n))
+                 for (start, stop), p, n in zip(extent, pads, mask.shape, strict=True))
+
+
+def _extent(mask: np.ndarray) -> list[tuple[int, int]] | None:
+    """``(start, stop)`` of the true voxels along each axis of ``mask`` (None if there are none).
+
+    Reductions over the leading axis only (contiguous rows, then the planes OR-ed together):
+    ~50x faster than ``ndimage.find_objects`` on a working grid's mask.
+    """
+    rows = np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1))
+    if not rows.size:
+        return None
+    span = (int(rows[0]), int(rows[-1]) + 1)
+    return [span] if mask.ndim == 1 else [span, *_extent(mask[span[0]:span[1]].any(axis=0))]
 
 
 def _dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
@@ -429,13 +442,37 @@ def _dilate(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
 
 
 def _distance(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
-    """Distance (mm) from each foreground voxel to the background."""
-    img = sitk.GetImageFromArray(mask.astype(np.uint8))
-    img.CopyInformation(ref)
+    """Distance (mm) from each foreground voxel to the background.
+
+    Computed on the foreground's bounding box grown by a voxel (the nearest background voxel
+    of one inside it is never farther than the box's background rim), the box kept from index 0
+    on: ITK rounds each distance by its voxels' absolute indices, so only a box anchored there
+    gives the same floats as the whole grid.
+    """
+    out = np.zeros(mask.shape, np.float32)
+    box = _box(mask, 1)
+    if box is None:
+        return out
+    box = tuple(slice(0, b.stop) for b in box)
+    img = sitk.GetImageFromArray(mask[box].astype(np.uint8))
+    img.SetSpacing(ref.GetSpacing())
     d = sitk.SignedMaurerDistanceMap(img, insideIsPositive=True, squaredDistance=False,
                                      useImageSpacing=True)
-    out = sitk.GetArrayFromImage(d)
-    out[~mask] = 0
+    out[box] = np.where(mask[box], sitk.GetArrayViewFromImage(d), 0)
+    return out
+
+
+def _distance_to(target: np.ndarray, ref: sitk.Image, within_mm: float) -> np.ndarray:
+    """Distance (mm) of each voxel to ``target`` (0 on it), exact up to ``within_mm``.
+
+    ``_distance(~target)`` computed on the target's bounding box grown by ``within_mm``: the
+    voxels beyond it (all farther than ``within_mm``) are ``inf``.
+    """
+    out = np.full(target.shape, np.inf, np.float32)
+    box = _box(target, [int(np.ceil(within_mm / s)) + 1 for s in ref.GetSpacing()[::-1]])
+    if box is not None:
+        box = tuple(slice(0, b.stop) for b in box)  # anchored at index 0 (see _distance)
+        out[box] = _distance(~target[box], ref)
     return out
 
 
@@ -764,15 +801,30 @@ def _prune_aortic_branches(labels: np.ndarray, descending: np.ndarray, work: sit
                 labels[z][comps == i] = 0
 
 
+_UNREACHED = np.finfo(np.float64).max / 2.0
+"""What ``sitk.FastMarchingImageFilter`` leaves in the voxels its front never reaches."""
+
+
 def _geodesic(mask: np.ndarray, start: np.ndarray, work: sitk.Image, *, stop_mm: float
               ) -> np.ndarray:
-    """Distance (mm) from ``start`` along paths inside ``mask`` (huge beyond ``stop_mm``)."""
-    speed = sitk.GetImageFromArray(np.where(mask, 1.0, 1e-6).astype(np.float32))
-    speed.CopyInformation(work)
+    """Distance (mm) from ``start`` along paths inside ``mask`` (huge beyond ``stop_mm``).
+
+    Marched on the bounding box of the mask and start grown by a voxel: outside the mask the
+    front crawls (speed 1e-6) and stops long before a voxel beyond the box's rim (the same
+    result).
+    """
+    out = np.full(mask.shape, _UNREACHED)
+    box = _box(mask | start, 1)
+    if box is None:
+        return out
+    speed = sitk.GetImageFromArray(np.where(mask[box], 1.0, 1e-6).astype(np.float32))
+    speed.SetSpacing(work.GetSpacing())
     fm = sitk.FastMarchingImageFilter()
-    fm.SetTrialPoints([tuple(int(c) for c in p[::-1]) for p in np.argwhere(start)])
+    fm.SetTrialPoints((np.argwhere(start[box])[:, ::-1]).tolist())  # x, y, z in the box
     fm.SetStoppingValue(float(stop_mm))
-    return sitk.GetArrayFromImage(fm.Execute(speed))
+    arrival = fm.Execute(speed)
+    out[box] = sitk.GetArrayViewFromImage(arrival)
+    return out
 
 
 def _geodesic_far(blood: np.ndarray, start: np.ndarray, work: sitk.Image, *, far_mm: float
@@ -894,8 +946,7 @@ def _local_thickness(mask: np.ndarray, dist: np.ndarray, work: sitk.Image,
         centres = dist >= r
         if not centres.any():
             break
-        covered = _distance(~centres, work) <= r
-        out[covered & mask] = r
+        out[(_distance_to(centres, work, r) <= r) & mask] = r
     return out
 
 
@@ -948,7 +999,7 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     for c, v, k, reach in pairs:
         vessel = labels == v
         r_v = r_vessel[v]
-        near = _distance(~vessel, work) <= reach * r_v
+        near = _distance_to(vessel, work, reach * r_v) <= reach * r_v
         thin = (labels == c) & near & (thickness <= k * r_v + 0.5 * step)
         thin &= _before_flare(labels == c, vessel, thin, work, reach * r_v)
         comps, n = ndimage.label(thin | vessel)
@@ -1025,7 +1076,8 @@ def _atrioventricular_grooves(labels: np.ndarray, arr: np.ndarray, dist: np.ndar
         if not start.any():
             continue
         r_v = float(dist[v].max())
-        t = _geodesic(v, start, work, stop_mm=3 * r_v)
+        # only t <= 2 r_v matters: the voxels the front passes are final, whatever the stop
+        t = _geodesic(v, start, work, stop_mm=2 * r_v + step)
         far = v & (t > 2 * r_v)
         if not far.any():
             continue
@@ -1143,13 +1195,19 @@ def _side_tubes(mask: np.ndarray, r: float, work: sitk.Image) -> np.ndarray:
     ball's diameter from it is a tube longer than wide; shorter parts (clipped corners) are not.
     """
     depth = _distance(mask, work)
-    body = _distance(~(depth >= r), work) <= r
-    body |= _distance(~body, work) <= 0.5 * r
-    parts, n = ndimage.label(mask & ~body)
-    if not n:
-        return np.zeros(mask.shape, bool)
-    reach = _label_max(_distance(~body, work), parts)
-    return (reach > 2.0 * r)[parts] & (parts > 0)
+    body = _distance_to(depth >= r, work, r) <= r
+    body |= _distance_to(body, work, 0.5 * r) <= 0.5 * r
+    tubes = np.zeros(mask.shape, bool)
+    # every voxel of both, from index 0 (see _distance): distances to the body as on the grid
+    box = _box(mask | body, 1)
+    if box is None:
+        return tubes
+    box = tuple(slice(0, b.stop) for b in box)
+    parts, n = ndimage.label(mask[box] & ~body[box])
+    if n:
+        reach = _label_max(_distance(~body[box], work), parts)
+        tubes[box] = (reach > 2.0 * r)[parts] & (parts > 0)
+    return tubes
 
 
 def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image
@@ -1390,22 +1448,28 @@ def _add_myocardium(labels: np.ndarray, arr: np.ndarray, threshold: float, work:
     if not (lv.any() or rv.any() or atria.any()):
         lv = labels > 0
     chambers = lv | rv | atria
-    far = np.full(arr.shape, np.inf, np.float32)
-    d_lv, d_rv, d_at = (_distance(~m, work) if m.any() else far for m in (lv, rv, atria))
+    # exact up to the widest wall (beyond it a voxel is in no wall, whichever chamber is
+    # nearest); an artery only matters within the thin walls; an absent structure is at inf
+    thin_reach = max(THIN_WALL_MM, ATRIAL_WALL_MM)
+    d_lv, d_rv, d_at = (_distance_to(m, work, max(wall_mm, thin_reach)) for m in (lv, rv, atria))
     arteries = np.isin(labels, [LABELS.value_of("aorta"), LABELS.value_of("pulmonary_artery")])
-    to_artery = _distance(~arteries, work) if arteries.any() else far
+    to_artery = _distance_to(arteries, work, thin_reach)
     # the LV wall wraps the aortic root's base; thin walls stop where an artery is nearer
     d_thin = np.minimum(d_rv, d_at)
     thin_mm = np.where(d_rv <= d_at, THIN_WALL_MM, ATRIAL_WALL_MM)
     near = np.where(d_lv <= d_thin, d_lv <= wall_mm, (d_thin <= thin_mm) & (d_thin < to_artery))
     candidates = (arr <= threshold) & (labels == 0) & near
+    # grown on the bounding box of the candidates and chambers plus a voxel (the same result)
+    box = _box(candidates | chambers, 1) or tuple(slice(0, 0) for _ in labels.shape)
 
     def grow(edge: float) -> np.ndarray:
-        soft = candidates & (arr > edge)
-        grown, _ = ndimage.label(soft | chambers)
-        touching = np.unique(grown[chambers])
-        return ndimage.binary_opening(np.isin(grown, touching[touching > 0]) & soft,
-                                      iterations=1)
+        soft = candidates[box] & (arr[box] > edge)
+        grown, _ = ndimage.label(soft | chambers[box])
+        touching = np.unique(grown[chambers[box]])
+        out = np.zeros(labels.shape, bool)
+        out[box] = ndimage.binary_opening(np.isin(grown, touching[touching > 0]) & soft,
+                                          iterations=1)
+        return out
 
     myo = grow(0.5 * (myo_hu + FAT_HU))
     heart = myo | chambers

@@ -97,6 +97,7 @@ _LV_RIM_FRACTION = 0.35  # chosen among 0.25 / 0.35 / 0.5 on ACDC
 _RV_RIM_STEPS = 2  # chosen among 1 / 2 / 3 on ACDC
 _RV_WALL_GAP_DEG = 5.0  # one of the 72 directions: a closed ring (15 / 25 measured)
 _LV_WALL_GAP_DEG = 30.0  # chosen among 5 / 20 / 30 / 45 / 90 on ACDC
+_RV_WALL_MM = 8.0  # 5 / 6 / 8 equal on ACDC; 8 keeps a margin for thin predicted walls
 _MYO_SMOOTH_DEG = 90.0
 _ANGLE_BINS = 72
 _EPI_MIN_MM = 3.0
@@ -435,6 +436,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
             out = walled
     if stack:
         _end_at_open_wall(out, walled, blood_clicks, spacing, thick)
+        _rv_beside_wall(out, walled, blood_clicks, spacing, thick)
         # like the LV's hull plus one voxel: the border on the wall, not at the blood's
         # half-maximum (the trabeculated rim counts as cavity); after the wall, which keeps
         # the septum
@@ -829,6 +831,34 @@ def _end_at_open_wall(labels: np.ndarray, walled: np.ndarray,
                 if ended:
                     sl[sl == v] = 0
                 z += step
+
+
+def _rv_beside_wall(labels: np.ndarray, walled: np.ndarray,
+                    clicks: list[tuple[str, tuple[int, int, int]]],
+                    spacing: tuple[float, ...], thick: int) -> None:
+    """In a short-axis stack, keep in every slice but the clicked one only the parts of the
+    right ventricle that come within ``_RV_WALL_MM`` of the left ventricle or its wall.
+
+    The right ventricle wraps the septum; a separate piece away from it is apical fat or
+    pericardium that the slice-to-slice growth drifted into, or atrium and outflow tract cut
+    off at the base.
+    """
+    z0s = [p[thick] for s, p in clicks if s == "right_ventricle"]
+    if not z0s:
+        return
+    sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
+    near_mm = _disk(_RV_WALL_MM, sp2)
+    view = np.moveaxis(labels, thick, 0)
+    wall = np.moveaxis(walled, thick, 0)
+    heart = np.isin(wall, [LABELS.value_of("left_ventricle"), LABELS.value_of("myocardium")])
+    rv_v = LABELS.value_of("right_ventricle")
+    for z in range(view.shape[0]):
+        rv = view[z] == rv_v
+        if z == z0s[0] or not rv.any():
+            continue
+        parts, _ = ndi.label(rv)
+        near = np.unique(parts[rv & ndi.binary_dilation(heart[z], near_mm)])
+        view[z][rv & ~np.isin(parts, near)] = 0
 
 
 def _apex_step(labels: np.ndarray, thick: int) -> int:

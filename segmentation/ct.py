@@ -24,7 +24,8 @@ Each step runs at the resolution it needs (details and measured figures: docs/se
 8. **Boundaries** -- each structure's border at the midpoint of its own blood HU and the wall's
    (the fat around them for the thin-walled caval veins), never cutting a structure apart at
    a dim neck; narrow branches beside the tracked descending aorta unlabelled; mural thrombus
-   (an ellipse fitted around the lumen's channels) added to the aorta.
+   (an ellipse fitted around the lumen's channels, and the tissue between channels) added to
+   the aorta; the arch's branches (dead-end side tubes) cut at their origin.
 9. **Myocardium** -- soft tissue from half-way to fat up to the threshold, within a thick LV wall,
    a 4.5 mm RV wall or a 3 mm atrial wall; enclosed gaps closed.
 10. **Post-processing** (:mod:`segmentation.postprocess`) and exact block upsampling to the
@@ -210,6 +211,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
         _prune_aortic_branches(labels_work, descending, work)
     veins_voxels = _trim_atrial_veins(labels_work, work)
     wall_voxels = _vessel_wall(labels_work, arr, bone, work)
+    if descending is not None:
+        _cut_aortic_side_tubes(labels_work, descending, work)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
@@ -801,6 +804,35 @@ def _prune_aortic_branches(labels: np.ndarray, descending: np.ndarray, work: sit
                 labels[z][comps == i] = 0
 
 
+def _cut_aortic_side_tubes(labels: np.ndarray, descending: np.ndarray, work: sitk.Image
+                           ) -> None:
+    """Unlabel the aorta's side tubes (the arch's branches), in place.
+
+    The arch's branches leave it as tubes far narrower than the aorta: its side tubes
+    (:func:`_side_tubes`) for a ball of :data:`BRANCH_RADIUS_FRACTION` times the tracked
+    descending aorta's inscribed radius (the median over its tracked slices) -- the calibre
+    the branches beside the descending aorta are told by (:func:`_prune_aortic_branches`).
+    """
+    aorta = labels == LABELS.value_of("aorta")
+    depth = _distance(aorta, work)
+    radii = [depth[z][descending[z]].max() for z in np.flatnonzero(descending.any(axis=(1, 2)))]
+    r = BRANCH_RADIUS_FRACTION * float(np.median(radii))
+    tubes = _side_tubes(aorta, r, work)
+    rest, _ = ndimage.label(aorta & ~tubes)
+    # parts of the aorta at least a ball's volume (not the crumbs the opening leaves)
+    large = np.bincount(rest.ravel()) * _voxel_ml(work) * 1000.0 >= 4.0 / 3.0 * np.pi * r ** 3
+    large[0] = False
+    parts, n = ndimage.label(tubes)
+    root = _dilate(labels == LABELS.value_of("left_ventricle"))
+    for i in range(1, n + 1):
+        tube = parts == i
+        # a branch is a dead end: not a stretch between two parts of the aorta, not the
+        # descending aorta, not the root (which leaves the left ventricle)
+        if np.count_nonzero(large[np.unique(rest[_dilate(tube)])]) < 2 and \
+                not (tube & (descending | root)).any():
+            labels[tube] = 0
+
+
 _UNREACHED = np.finfo(np.float64).max / 2.0
 """What ``sitk.FastMarchingImageFilter`` leaves in the voxels its front never reaches."""
 
@@ -1232,8 +1264,8 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
     step = min(sx, sy)
     others = (labels > 0) & ~aorta
     # tissue nearer the aorta than any other blood structure (not the heart's own wall)
-    own = _distance(~aorta, work) < _distance(~others, work) if others.any() else \
-        np.ones(arr.shape, bool)
+    d_others = _distance(~others, work) if others.any() else np.full(arr.shape, np.inf)
+    own = _distance(~aorta, work) < d_others
     tissue = (arr >= WALL_HU) & ~bone & ((labels == 0) | aorta) & own
     fat_or_lung = arr < WALL_HU
     angles = np.linspace(0.0, 2.0 * np.pi, WALL_RAYS, endpoint=False)
@@ -1285,6 +1317,38 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
             continue
         disk = fit[5](xx * sx, yy * sy) <= 1.0
         grow = disk & tissue[z] & (labels[z] == 0)
+        labels[z][grow] = ao_v
+        added += int(grow.sum())
+    return added + _join_channels(labels, own & (d_others > ATRIAL_WALL_MM), work)
+
+
+def _join_channels(labels: np.ndarray, own: np.ndarray, work: sitk.Image) -> int:
+    """Add what lies between an aortic section's lumen channels, in place.
+
+    Lumen channels closer than a thrombus is thick (:data:`THROMBUS_MIN_MM`) share one sac
+    (a lumen split by thrombus or a flap, as in :func:`_vessel_wall`): in each axial slice,
+    where a sac holds more than one channel, the aorta closed with a disc of half that
+    distance is its section, and the holes of every section are filled; the unlabelled voxels
+    inside that are ``own`` (the aorta's, away from the heart's wall) join the aorta.  Returns
+    the number of voxels added.
+    """
+    ao_v = LABELS.value_of("aorta")
+    sy, sx = work.GetSpacing()[1], work.GetSpacing()[0]
+    # the aorta's main body only: an island beside it (a branch cut off by the edge
+    # refinement, dropped later) is not a channel of its sac
+    parts, n = ndimage.label(labels == ao_v)
+    main = parts == 1 + int(np.argmax(np.bincount(parts.ravel())[1:])) if n else parts > 0
+    added = 0
+    for z in np.flatnonzero(main.any(axis=(1, 2))):
+        aorta = main[z]
+        near = ndimage.distance_transform_edt(~aorta, sampling=(sy, sx)) <= 0.5 * THROMBUS_MIN_MM
+        sacs, _ = ndimage.label(near)
+        channels, _ = ndimage.label(aorta)
+        pairs = np.unique(np.column_stack([sacs[channels > 0], channels[channels > 0]]), axis=0)
+        split = np.bincount(pairs[:, 0], minlength=sacs.max() + 1)[sacs] > 1  # several channels
+        closed = split & (ndimage.distance_transform_edt(near, sampling=(sy, sx)) >
+                          0.5 * THROMBUS_MIN_MM)
+        grow = ndimage.binary_fill_holes(closed | aorta) & own[z] & (labels[z] == 0)
         labels[z][grow] = ao_v
         added += int(grow.sum())
     return added

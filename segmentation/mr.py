@@ -97,6 +97,7 @@ _LV_RIM_FRACTION = 0.35  # chosen among 0.25 / 0.35 / 0.5 on ACDC
 _RV_RIM_STEPS = 2  # chosen among 1 / 2 / 3 on ACDC
 _RV_WALL_GAP_DEG = 5.0  # one of the 72 directions: a closed ring (15 / 25 measured)
 _LV_WALL_GAP_DEG = 30.0  # chosen among 5 / 20 / 30 / 45 / 90 on ACDC
+_LV_BASE_GAP_DEG = 120.0  # 120 / 150 equal on ACDC; 90 cost one automatic LV
 _RV_WALL_MM = 8.0  # 5 / 6 / 8 equal on ACDC; 8 keeps a margin for thin predicted walls
 _MYO_SMOOTH_DEG = 90.0
 _ANGLE_BINS = 72
@@ -810,27 +811,32 @@ def _end_at_open_wall(labels: np.ndarray, walled: np.ndarray,
     and outflow tract, which continue the ventricle's blood with no edge; towards the apex an
     open wall means the cavity has ended.  The left ventricle ends towards the apex at the
     first slice whose wall is open by ``_LV_WALL_GAP_DEG`` or more: its cavity there has leaked
-    out of the ring (apical fat, pericardium) or is no cavity.  Towards the base the left
-    ventricle's wall opens in true basal slices as in atrial ones, so it is not cut there.
+    out of the ring (apical fat, pericardium) or is no cavity.  Towards the base its wall
+    opens in true basal slices too (towards the outflow tract), so it ends only where the
+    wall is open by ``_LV_BASE_GAP_DEG`` or more: the blood there is the atrium's.
     """
     sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
     view = np.moveaxis(labels, thick, 0)
     wall = np.moveaxis(walled, thick, 0)
     lv_v, myo_v = LABELS.value_of("left_ventricle"), LABELS.value_of("myocardium")
     apex = _apex_step(labels, thick)
-    for name, steps, max_gap in (("right_ventricle", (-1, 1), _RV_WALL_GAP_DEG),
-                                 ("left_ventricle", (apex,) if apex else (), _LV_WALL_GAP_DEG)):
+    rules = [("right_ventricle", -1, _RV_WALL_GAP_DEG), ("right_ventricle", 1, _RV_WALL_GAP_DEG)]
+    if apex:
+        rules += [("left_ventricle", apex, _LV_WALL_GAP_DEG),
+                  ("left_ventricle", -apex, _LV_BASE_GAP_DEG)]
+    for name, step, max_gap in rules:
         v = LABELS.value_of(name)
         z0s = [p[thick] for s, p in clicks if s == name]
-        for step in steps if z0s else ():
-            z, ended = z0s[0] + step, False
-            while 0 <= z < view.shape[0]:
-                sl = view[z]
-                if not ended and (sl == v).any():
-                    ended = _wall_gap_deg(wall[z] == lv_v, wall[z] == myo_v, sp2) >= max_gap
-                if ended:
-                    sl[sl == v] = 0
-                z += step
+        if not z0s:
+            continue
+        z, ended = z0s[0] + step, False
+        while 0 <= z < view.shape[0]:
+            sl = view[z]
+            if not ended and (sl == v).any():
+                ended = _wall_gap_deg(wall[z] == lv_v, wall[z] == myo_v, sp2) >= max_gap
+            if ended:
+                sl[sl == v] = 0
+            z += step
 
 
 def _rv_beside_wall(labels: np.ndarray, walled: np.ndarray,

@@ -97,7 +97,8 @@ def test_acdc_one_click_per_structure(acdc, frame, floors):
                             "left_ventricle": 0.94}),
     ("patient030_frame02", {"myocardium": 0.8}),
     # the RV ran on into the right atrium and outflow tract of two basal slices (RV 0.52)
-    ("patient033_frame02", {"right_ventricle": 0.7}),
+    # ... and its LV ran into the atrium of the basal slice (LV 0.61)
+    ("patient033_frame02", {"right_ventricle": 0.7, "left_ventricle": 0.68}),
     # its RV drifted into apical fat away from the septum (RV 0.64)
     ("patient024_frame02", {"right_ventricle": 0.78}),
 ])

@@ -377,10 +377,16 @@ def _upsample(labels: np.ndarray, roi: tuple[slice, ...], factors: Sequence[int]
 
     ``BinShrink`` made each working voxel from a block of ``factors`` (x, y, z) scan voxels, so
     each label is repeated over its block (nearest neighbour, exact and cheap); the few trailing
-    scan voxels that did not fill a whole block take the label of the last block.
+    scan voxels that did not fill a whole block take the label of the last block.  Only the
+    labelled voxels' bounding box is repeated (the rest is background on either grid).
     """
+    out = np.zeros(tuple(int(n) for n in shape), np.uint8)
+    box = _box(labels > 0, 0)
+    if box is None:
+        return out
+    roi = tuple(slice(r.start + b.start, r.start + b.stop) for r, b in zip(roi, box, strict=True))
     f = [int(k) for k in factors[::-1]]
-    block = labels
+    block = labels[box]
     for axis, k in enumerate(f):
         if k > 1:
             block = np.repeat(block, k, axis=axis)
@@ -388,7 +394,6 @@ def _upsample(labels: np.ndarray, roi: tuple[slice, ...], factors: Sequence[int]
             pad = [(0, 0)] * 3
             pad[axis] = (0, shape[axis] % k)
             block = np.pad(block, pad, mode="edge")
-    out = np.zeros(tuple(int(n) for n in shape), np.uint8)
     start = [r.start * k for r, k in zip(roi, f, strict=True)]
     out[tuple(slice(a, a + n) for a, n in zip(start, block.shape, strict=True))] = block
     return out

@@ -829,13 +829,14 @@ def _cut_aortic_side_tubes(labels: np.ndarray, descending: np.ndarray, work: sit
     large[0] = False
     parts, n = ndimage.label(tubes)
     root = _dilate(labels == LABELS.value_of("left_ventricle"))
-    for i in range(1, n + 1):
-        tube = parts == i
+    for i, found in enumerate(ndimage.find_objects(parts), start=1):
+        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in found)  # tube + 1 voxel
+        tube = parts[box] == i
         # a branch is a dead end: not a stretch between two parts of the aorta, not the
         # descending aorta, not the root (which leaves the left ventricle)
-        if np.count_nonzero(large[np.unique(rest[_dilate(tube)])]) < 2 and \
-                not (tube & (descending | root)).any():
-            labels[tube] = 0
+        if np.count_nonzero(large[np.unique(rest[box][_dilate(tube)])]) < 2 and \
+                not (tube & (descending[box] | root[box])).any():
+            labels[box][tube] = 0
 
 
 _UNREACHED = np.finfo(np.float64).max / 2.0
@@ -1344,6 +1345,12 @@ def _join_channels(labels: np.ndarray, own: np.ndarray, work: sitk.Image) -> int
     parts, n = ndimage.label(labels == ao_v)
     main = parts == 1 + int(np.argmax(np.bincount(parts.ravel())[1:])) if n else parts > 0
     added = 0
+    # slices cut to the aorta's box grown in-plane past its sacs' reach by two voxels (the
+    # same result: every sac and a background frame around it)
+    box = _box(main, [0, *(int(np.ceil(0.5 * THROMBUS_MIN_MM / d)) + 2 for d in (sy, sx))])
+    if box is None:
+        return 0
+    main, own, labels = main[box], own[box], labels[box]
     for z in np.flatnonzero(main.any(axis=(1, 2))):
         aorta = main[z]
         near = ndimage.distance_transform_edt(~aorta, sampling=(sy, sx)) <= 0.5 * THROMBUS_MIN_MM

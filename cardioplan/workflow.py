@@ -39,7 +39,8 @@ def write_segmentation(case: Case, result: Any, *, force: bool = False) -> None:
     from cardioplan.export.seg_nrrd import write_seg_nrrd
 
     case.write_labels(result.labels, produced_by="cardioplan segment", force=force)
-    write_seg_nrrd(result.labels, case.slicer_labels_path, crop=True)
+    write_seg_nrrd(result.labels, case.slicer_labels_path, crop=True,
+                   counts=result.voxel_counts())
     case.record_file("labels_seg_nrrd", case.slicer_labels_path, produced_by="cardioplan segment")
     case.set_structures(result.structures, merge=False)
     case.set_section("segmentation", {"modality": result.modality,

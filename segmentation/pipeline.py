@@ -18,6 +18,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,16 @@ class SegmentationResult:
     structures: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     method: dict[str, Any] = field(default_factory=dict)
+
+    def voxel_counts(self) -> np.ndarray:
+        """Voxel count of every label value 0..255 (length-256 int array), from ``structures``
+        (composites left out): what :func:`cardioplan.mesh.select.label_counts` would count."""
+        counts = np.zeros(256, dtype=np.int64)
+        for record in self.structures.values():
+            if not record.get("composite"):
+                counts[record["value"]] = record["voxels"]
+        counts[0] = math.prod(self.labels.GetSize()) - counts.sum()
+        return counts
 
 
 def segment(volume: Volume, *, modality: str = "auto", structures: Sequence[str] | None = None,

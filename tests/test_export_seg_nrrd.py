@@ -80,6 +80,21 @@ def test_seg_nrrd_structures_subset_and_missing_structure_warns(tmp_path, caplog
     assert header["Segment0_ID"] == "aorta" and "Segment1_ID" not in header
 
 
+@pytest.mark.parametrize("structures", [None, ["aorta", "myocardium"]])
+def test_seg_nrrd_with_given_counts_writes_the_same_file(tmp_path, structures):
+    labels = _label_map()
+    before = sitk.GetArrayFromImage(labels)
+    counts = np.bincount(before.ravel(), minlength=256)
+    paths = [write_seg_nrrd(labels, tmp_path / f"{i}.seg.nrrd", structures=structures, crop=True,
+                            counts=c) for i, c in enumerate((None, counts))]
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    data, header = nrrd.read(str(paths[1]))
+    assert header["Segment0_ID"] == ("left_ventricle" if structures is None else "myocardium")
+    if structures:  # cropped to what is left after the unwanted left ventricle is cleared
+        assert set(np.unique(data)) == {0, LABELS.value_of("aorta"), LABELS.value_of("myocardium")}
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(labels), before)  # input unchanged
+
+
 def test_seg_nrrd_empty_map_is_an_error_and_writes_nothing(tmp_path):
     empty = sitk.Image(10, 10, 10, sitk.sitkUInt8)
     with pytest.raises(InputError, match="none of the requested structures"):

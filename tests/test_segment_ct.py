@@ -65,6 +65,13 @@ def test_phantom_volumes_in_result(phantom_15, auto_result):
     assert heart["composite"] and heart["volume_ml"] > 100
 
 
+def test_voxel_counts_match_a_count_of_the_label_map(auto_result):
+    # the case writer passes these to the .seg.nrrd export instead of counting again
+    from cardioplan.mesh.select import label_counts
+
+    np.testing.assert_array_equal(auto_result.voxel_counts(), label_counts(auto_result.labels))
+
+
 def test_phantom_vsd_keeps_ventricles_apart(auto_result):
     """The VSD joins LV and RV blood, yet the ventricles come out as two structures."""
     arr = sitk.GetArrayViewFromImage(auto_result.labels)

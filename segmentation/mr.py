@@ -414,6 +414,10 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
         mask = _per_slice(ndi.binary_fill_holes, mask, thick) & ~others
         if thick is None and name in _CHAMBERS:
             mask = _chamber_3d(mask, name, arr, smooth, grad, bright, by_value[v], spacing)
+        if name == "right_ventricle" and thick is not None and arr.shape[thick] > 1:
+            # the LV's per-slice re-threshold at its own blood/wall contrast (stacks only: a
+            # single slice gets its own half-maximum below)
+            mask = _refine_cavity(smooth, mask, spacing, thick) & ~others
         if name == "left_ventricle" and thick is not None:
             lv_clicks = [p for s, p in blood_clicks if s == name]
             mask = _refine_cavity(smooth, mask, spacing, thick)

@@ -41,6 +41,7 @@ import SimpleITK as sitk
 from cardioplan.errors import InputError, OutputError
 from cardioplan.fileio import atomic_path
 from cardioplan.labels import LABELS, Label, LabelTable
+from cardioplan.mesh.geometry import mask_bbox
 from cardioplan.mesh.select import check_label_image, label_counts, resolve_structures
 
 __all__ = ["write_seg_nrrd", "read_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology"]
@@ -167,16 +168,13 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
 
 
 def _crop_to_labels(arr: np.ndarray) -> tuple[np.ndarray, list[int]]:
-    """The box ``[z, y, x]`` holding every non-zero voxel plus a one-voxel margin.
+    """The box ``[z, y, x]`` holding every non-zero voxel (there is one) plus a one-voxel margin.
 
     Returns the cropped array and its lower corner as an ``(x, y, z)`` index of the input.
     """
-    lo, hi = [], []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        idx = np.flatnonzero(arr.any(axis=others))
-        lo.append(max(int(idx[0]) - 1, 0) if idx.size else 0)
-        hi.append(min(int(idx[-1]) + 2, arr.shape[axis]) if idx.size else 1)
+    lo, hi = mask_bbox(arr)
+    lo = [max(v - 1, 0) for v in lo]
+    hi = [min(v + 1, n) for v, n in zip(hi, arr.shape, strict=True)]
     box = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     return np.ascontiguousarray(box), [lo[2], lo[1], lo[0]]
 

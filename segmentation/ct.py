@@ -426,6 +426,13 @@ def _box(mask: np.ndarray, pad: int | Sequence[int]) -> tuple[slice, ...] | None
                  for (start, stop), p, n in zip(extent, pads, mask.shape, strict=True))
 
 
+def _anchored_box(mask: np.ndarray, pad: int | Sequence[int]) -> tuple[slice, ...] | None:
+    """:func:`_box` with every axis starting at index 0, where distance maps are the whole
+    grid's: ITK rounds each distance by its voxels' absolute indices (see :func:`_distance`)."""
+    box = _box(mask, pad)
+    return None if box is None else tuple(slice(0, b.stop) for b in box)
+
+
 def _extent(mask: np.ndarray) -> list[tuple[int, int]] | None:
     """``(start, stop)`` of the true voxels along each axis of ``mask`` (None if there are none).
 
@@ -458,10 +465,9 @@ def _distance(mask: np.ndarray, ref: sitk.Image) -> np.ndarray:
     gives the same floats as the whole grid.
     """
     out = np.zeros(mask.shape, np.float32)
-    box = _box(mask, 1)
+    box = _anchored_box(mask, 1)
     if box is None:
         return out
-    box = tuple(slice(0, b.stop) for b in box)
     img = sitk.GetImageFromArray(mask[box].astype(np.uint8))
     img.SetSpacing(ref.GetSpacing())
     d = sitk.SignedMaurerDistanceMap(img, insideIsPositive=True, squaredDistance=False,
@@ -477,9 +483,9 @@ def _distance_to(target: np.ndarray, ref: sitk.Image, within_mm: float) -> np.nd
     voxels beyond it (all farther than ``within_mm``) are ``inf``.
     """
     out = np.full(target.shape, np.inf, np.float32)
-    box = _box(target, [int(np.ceil(within_mm / s)) + 1 for s in ref.GetSpacing()[::-1]])
+    box = _anchored_box(target, [int(np.ceil(within_mm / s)) + 1
+                                 for s in ref.GetSpacing()[::-1]])
     if box is not None:
-        box = tuple(slice(0, b.stop) for b in box)  # anchored at index 0 (see _distance)
         out[box] = _distance(~target[box], ref)
     return out
 
@@ -1236,11 +1242,10 @@ def _side_tubes(mask: np.ndarray, r: float, work: sitk.Image) -> np.ndarray:
     body = _distance_to(depth >= r, work, r) <= r
     body |= _distance_to(body, work, 0.5 * r) <= 0.5 * r
     tubes = np.zeros(mask.shape, bool)
-    # every voxel of both, from index 0 (see _distance): distances to the body as on the grid
-    box = _box(mask | body, 1)
+    # every voxel of both, anchored at index 0: distances to the body as on the grid
+    box = _anchored_box(mask | body, 1)
     if box is None:
         return tubes
-    box = tuple(slice(0, b.stop) for b in box)
     parts, n = ndimage.label(mask[box] & ~body[box])
     if n:
         reach = _label_max(_distance(~body[box], work), parts)

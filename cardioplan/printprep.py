@@ -27,9 +27,10 @@ import trimesh
 from scipy import ndimage
 from vtkmodules.vtkImagingStencil import vtkImageStencilToImage, vtkPolyDataToImageStencil
 
+from cardioplan.arrays import bounding_box
 from cardioplan.errors import InputError, MeshError
 from cardioplan.labels import LABELS, LabelTable
-from cardioplan.mesh.geometry import edge_topology, mask_bbox
+from cardioplan.mesh.geometry import edge_topology
 from cardioplan.mesh.select import resolve_structures
 from cardioplan.mesh.surfaces import build_surfaces
 
@@ -88,9 +89,9 @@ def hollow_mask(mask: sitk.Image, thickness_mm: float, *, mode: str = "outside",
     outside = thickness_mm if mode == "outside" else (thickness_mm / 2 if mode == "centred"
                                                       else 0.0)
     inside = thickness_mm - outside
-    lo, hi = mask_bbox(arr)  # (z, y, x); SimpleITK slices (x, y, z) and keeps the geometry
+    box = bounding_box(arr)[::-1]  # (x, y, z): SimpleITK's slicing, which keeps the geometry
     pad = [int(math.ceil(outside / s)) + 2 for s in binary.GetSpacing()]
-    binary = sitk.ConstantPad(binary[lo[2]:hi[2], lo[1]:hi[1], lo[0]:hi[0]], pad, pad, 0)
+    binary = sitk.ConstantPad(binary[box], pad, pad, 0)
     distance = _signed_distance(binary)
     step = min(min(binary.GetSpacing()), thickness_mm / voxels_across)
     if step < min(binary.GetSpacing()):

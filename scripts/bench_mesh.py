@@ -42,9 +42,9 @@ from vtkmodules.util.numpy_support import numpy_to_vtk, vtk_to_numpy  # noqa: E4
 from vtkmodules.vtkCommonCore import vtkPoints  # noqa: E402
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData  # noqa: E402
 
+from cardioplan.arrays import bounding_box  # noqa: E402
 from cardioplan.labels import LABELS  # noqa: E402
 from cardioplan.mesh import build_surfaces, mesh_quality  # noqa: E402
-from cardioplan.mesh.geometry import mask_bbox  # noqa: E402
 from cardioplan.mesh.surfaces import SMOOTHING, TARGETS, _smooth  # noqa: E402
 
 STRUCTURES = ["left_ventricle", "right_ventricle", "left_atrium", "right_atrium", "myocardium",
@@ -101,9 +101,9 @@ def baseline_pipeline(labels: sitk.Image, shares: dict[str, int], *,
         mask = arr == LABELS.value_of(name)
         origin = np.asarray(labels.GetOrigin())  # identity direction in this benchmark
         if crop:
-            lo, hi = mask_bbox(mask)
-            volume = np.pad(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], 1)
-            origin = origin + (np.asarray(lo[::-1]) - 1) * labels.GetSpacing()
+            box = bounding_box(mask)
+            volume = np.pad(mask[box], 1)
+            origin = origin + (np.asarray([s.start for s in box[::-1]]) - 1) * labels.GetSpacing()
         else:
             volume = mask
         verts, faces, _, _ = marching_cubes(volume.astype(np.uint8), 0.5, spacing=spacing)

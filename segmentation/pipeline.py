@@ -67,7 +67,7 @@ class SegmentationResult:
 
     def voxel_counts(self) -> np.ndarray:
         """Voxel count of every label value 0..255 (length-256 int array), from ``structures``
-        (composites left out): what :func:`cardioplan.mesh.select.label_counts` would count."""
+        (composites left out): what :func:`cardioplan.arrays.label_counts` would count."""
         counts = np.zeros(256, dtype=np.int64)
         for record in self.structures.values():
             if not record.get("composite"):

@@ -22,10 +22,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
+from cardioplan.arrays import label_counts
 from cardioplan.labels import LABELS
 
 __all__ = ["clean_labels", "keep_relevant_islands", "fill_holes", "smooth_labels",
-           "structure_volumes", "label_counts"]
+           "structure_volumes"]
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +88,6 @@ def smooth_labels(labels: np.ndarray, *, spacing: Sequence[float], sigma_mm: flo
     out = labels.copy()
     out[sl] = out_sub
     return out
-
-
-def label_counts(labels: np.ndarray) -> np.ndarray:
-    """Voxel count of each value 0..255 (in slabs: no int64 copy of a large label map)."""
-    counts = np.zeros(256, np.int64)
-    step = max(1, 4_000_000 // max(1, labels[0].size))
-    for start in range(0, labels.shape[0], step):
-        counts += np.bincount(labels[start:start + step].ravel(), minlength=256)[:256]
-    return counts
 
 
 def structure_volumes(labels: np.ndarray, *, spacing: Sequence[float]) -> dict[str, dict]:

@@ -10,8 +10,10 @@ import pytest
 import pyvista as pv
 import SimpleITK as sitk
 from mesh_shapes import MIRRORED, ROTATED, nested_spheres
+from scipy import ndimage
 from vtkmodules.util.numpy_support import vtk_to_numpy
 
+from cardioplan.arrays import bounding_box, label_counts
 from cardioplan.errors import InputError, MeshError
 from cardioplan.mesh import build_surfaces, mesh_quality
 from cardioplan.mesh.geometry import (
@@ -22,7 +24,6 @@ from cardioplan.mesh.geometry import (
     split_quads,
     vertex_normals,
 )
-from cardioplan.mesh.select import label_counts
 from cardioplan.mesh.surfaces import (
     MIN_TRIANGLES,
     _manifold_net,
@@ -193,9 +194,24 @@ def test_label_counts_match_a_plain_bincount():
     rng = np.random.default_rng(2)
     arr = np.zeros((31, 40, 37), dtype=np.uint8)
     arr[3:20, 5:32, 7:30] = rng.integers(1, 256, (17, 27, 23))  # an odd-sized box
-    assert np.array_equal(label_counts(sitk.GetImageFromArray(arr)),
-                          np.bincount(arr.ravel(), minlength=256))
-    assert label_counts(sitk.GetImageFromArray(np.zeros((3, 3, 3), np.uint8)))[0] == 27
+    assert np.array_equal(label_counts(arr), np.bincount(arr.ravel(), minlength=256))
+    assert np.array_equal(label_counts(arr.astype(np.int16)), label_counts(arr))
+    assert label_counts(np.zeros((3, 3, 3), np.uint8))[0] == 27
+
+
+def test_bounding_box_pads_clips_and_reports_empty_masks():
+    mask = np.zeros((6, 7, 8), dtype=bool)
+    mask[1, 2:4, 7] = True
+    assert bounding_box(mask) == (slice(1, 2), slice(2, 4), slice(7, 8))
+    assert bounding_box(mask, pad=2) == (slice(0, 4), slice(0, 6), slice(5, 8))  # clipped
+    assert bounding_box(mask, pad=[0, 1, 0]) == (slice(1, 2), slice(1, 5), slice(7, 8))
+    assert bounding_box(np.zeros((4, 4), np.uint8)) is None
+    rng = np.random.default_rng(5)
+    for _ in range(20):  # the same box as scipy's on random 2D and 3D label maps
+        arr = np.zeros(rng.integers(3, 12, rng.integers(2, 4)), np.uint8)
+        corners = np.sort(rng.integers(0, arr.shape, (2, arr.ndim)), axis=0)
+        arr[tuple(slice(lo, hi + 1) for lo, hi in corners.T)] = 3
+        assert bounding_box(arr) == ndimage.find_objects((arr > 0).astype(np.uint8))[0]
 
 
 def test_edge_topology_flags_open_non_manifold_and_inconsistently_wound_meshes():

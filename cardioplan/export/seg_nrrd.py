@@ -38,11 +38,11 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from cardioplan.arrays import bounding_box, label_counts
 from cardioplan.errors import InputError, OutputError
 from cardioplan.fileio import atomic_path
 from cardioplan.labels import LABELS, Label, LabelTable
-from cardioplan.mesh.geometry import mask_bbox
-from cardioplan.mesh.select import check_label_image, label_counts, resolve_structures
+from cardioplan.mesh.select import check_label_image, resolve_structures
 
 __all__ = ["write_seg_nrrd", "read_seg_nrrd", "read_seg_nrrd_segments", "slicer_terminology"]
 
@@ -77,13 +77,8 @@ def slicer_terminology(label: Label) -> str:
 
 
 def _extent(mask: np.ndarray) -> str:
-    """Inclusive ``imin imax jmin jmax kmin kmax`` of a (z, y, x) boolean mask."""
-    out = []
-    for axis in (2, 1, 0):  # x, y, z == i, j, k
-        other = tuple(a for a in range(3) if a != axis)
-        idx = np.nonzero(mask.any(axis=other))[0]
-        out += [int(idx[0]), int(idx[-1])]
-    return " ".join(str(v) for v in out)
+    """Inclusive ``imin imax jmin jmax kmin kmax`` of a (z, y, x) boolean mask (not empty)."""
+    return " ".join(f"{s.start} {s.stop - 1}" for s in bounding_box(mask)[::-1])  # x, y, z
 
 
 def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
@@ -110,7 +105,7 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
         the file keeps the label map's grid voxel for voxel.
     counts : numpy.ndarray, optional
         Voxel count of every value 0..255 when the caller already has them
-        (:func:`cardioplan.mesh.select.label_counts`); saves counting a large map again.
+        (:func:`cardioplan.arrays.label_counts`); saves counting a large map again.
 
     Returns
     -------
@@ -133,7 +128,7 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike[str], *,
     """
     check_label_image(labels)
     if counts is None:
-        counts = label_counts(labels)
+        counts = label_counts(sitk.GetArrayViewFromImage(labels))
     chosen = resolve_structures(labels, structures=structures, table=table, counts=counts)
     values = sorted({v for s in chosen for v in s.values})
     wanted = [table.by_value(v) for v in values]
@@ -172,11 +167,8 @@ def _crop_to_labels(arr: np.ndarray) -> tuple[np.ndarray, list[int]]:
 
     Returns the cropped array and its lower corner as an ``(x, y, z)`` index of the input.
     """
-    lo, hi = mask_bbox(arr)
-    lo = [max(v - 1, 0) for v in lo]
-    hi = [min(v + 1, n) for v, n in zip(hi, arr.shape, strict=True)]
-    box = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    return np.ascontiguousarray(box), [lo[2], lo[1], lo[0]]
+    box = bounding_box(arr, pad=1)
+    return np.ascontiguousarray(arr[box]), [s.start for s in box[::-1]]
 
 
 def _header(arr: np.ndarray, wanted: list[Label]) -> dict[str, str]:

@@ -22,7 +22,7 @@ import SimpleITK as sitk
 
 __all__ = ["index_to_physical", "grid_matrix", "enclosed_volume", "surface_area",
            "area_and_volume", "edge_topology", "undirected_edge_keys", "vertex_normals",
-           "compact", "mask_bbox", "split_quads", "unique_counts", "group_equal_rows"]
+           "compact", "split_quads", "unique_counts", "group_equal_rows"]
 
 
 def grid_matrix(image: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
@@ -192,25 +192,6 @@ def compact(points: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarr
     used[faces.ravel()] = True
     remap = np.cumsum(used) - 1
     return points[used], remap[faces].astype(np.int64)
-
-
-def mask_bbox(mask: np.ndarray) -> tuple[list[int], list[int]]:
-    """``(lo, hi)`` array-order (z, y, x) bounds of the nonzero voxels; ``hi`` is exclusive.
-
-    ``mask`` is a 3D boolean or integer array with at least one nonzero voxel.  One pass over
-    the array (its projection along z), then one over the (y, x) box only.
-
-    Examples
-    --------
-    >>> m = np.zeros((4, 5, 6), dtype=np.uint8); m[1, 2:4, 3] = 7
-    >>> mask_bbox(m)
-    ([1, 2, 3], [2, 4, 4])
-    """
-    yx = mask.max(axis=0)
-    ys, xs = np.flatnonzero(yx.max(axis=1)), np.flatnonzero(yx.max(axis=0))
-    zs = np.flatnonzero(mask[:, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1].max(axis=(1, 2)))
-    return [int(zs[0]), int(ys[0]), int(xs[0])], [int(zs[-1]) + 1, int(ys[-1]) + 1,
-                                                  int(xs[-1]) + 1]
 
 
 def split_quads(points: np.ndarray, quads: np.ndarray, *, centre: np.ndarray | None = None

@@ -27,12 +27,12 @@ import SimpleITK as sitk  # noqa: E402
 from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402
 from vtkmodules.vtkFiltersCore import vtkFlyingEdges3D  # noqa: E402
 
+from cardioplan.arrays import bounding_box  # noqa: E402
 from cardioplan.errors import InputError  # noqa: E402
 from cardioplan.mesh.geometry import (  # noqa: E402
     area_and_volume,
     edge_topology,
     grid_matrix,
-    mask_bbox,
 )
 from cardioplan.mesh.surfaces import vtk_image  # noqa: E402
 
@@ -135,8 +135,8 @@ def label_boundary(labels: sitk.Image, value: int | Sequence[int]) -> pv.PolyDat
         mask |= arr == v
     if not mask.any():
         raise InputError(f"label value(s) {values} have no voxels in the label map")
-    lo, hi = mask_bbox(mask)
-    crop = np.pad(mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]].astype(np.uint8), 1)
+    box = bounding_box(mask)
+    crop = np.pad(mask[box].astype(np.uint8), 1)
     edges = vtkFlyingEdges3D()
     edges.SetInputData(vtk_image(crop))
     edges.SetValue(0, 0.5)
@@ -146,7 +146,7 @@ def label_boundary(labels: sitk.Image, value: int | Sequence[int]) -> pv.PolyDat
     edges.Update()
     out = pv.wrap(edges.GetOutput())
     matrix, origin = grid_matrix(labels)
-    offset = np.array([lo[2], lo[1], lo[0]], dtype=float) - 1.0
+    offset = np.array([s.start for s in box[::-1]], dtype=float) - 1.0
     out.points = (vtk_to_numpy(edges.GetOutput().GetPoints().GetData()) + offset) @ matrix.T \
         + origin
     return out

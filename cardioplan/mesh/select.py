@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from cardioplan.arrays import label_counts
 from cardioplan.errors import InputError
 from cardioplan.labels import COMPOSITES, LABELS, Label, LabelTable
-from cardioplan.mesh.geometry import mask_bbox
 
-__all__ = ["Structure", "check_label_image", "label_counts", "resolve_structures"]
+__all__ = ["Structure", "check_label_image", "resolve_structures"]
 
 log = logging.getLogger(__name__)
 
@@ -72,42 +72,6 @@ def check_label_image(labels: sitk.Image) -> None:
         raise InputError("label values must be in 0..255 (uint8 label map)")
 
 
-def label_counts(labels: sitk.Image) -> np.ndarray:
-    """Voxel count of every value 0..255 (length-256 int array)."""
-    arr = sitk.GetArrayViewFromImage(labels)
-    if arr.dtype != np.uint8:
-        arr = arr.astype(np.uint8)
-    counts = np.zeros(256, dtype=np.int64)
-    if not arr.any():
-        counts[0] = arr.size
-        return counts
-    # count inside the bounding box of the labels only: the heart is a small part
-    box = arr[tuple(slice(lo, hi) for lo, hi in zip(*mask_bbox(arr), strict=True))]
-    counts[:] = _byte_counts(box.ravel())
-    counts[0] += arr.size - box.size
-    return counts
-
-
-def _byte_counts(values: np.ndarray) -> np.ndarray:
-    """``np.bincount(values, minlength=256)`` of a uint8 array, counted over byte pairs.
-
-    Each pair of bytes is one 16-bit value (half as many to count, 1.6x faster); the 256 x 256
-    table of pairs is summed back to the counts of the first and of the second byte.
-
-    Examples
-    --------
-    >>> _byte_counts(np.array([3, 0, 3, 255, 3], dtype=np.uint8))[[0, 3, 255]].tolist()
-    [1, 3, 1]
-    """
-    values = np.ascontiguousarray(values, dtype=np.uint8).ravel()
-    even = values[:values.size - values.size % 2]
-    pairs = np.bincount(even.view("<u2"), minlength=65536).reshape(256, 256)  # [second, first]
-    counts = pairs.sum(axis=0) + pairs.sum(axis=1)
-    if values.size % 2:
-        counts[values[-1]] += 1
-    return counts
-
-
 def resolve_structures(labels: sitk.Image, *, structures: Sequence[str] | None = None,
                        table: LabelTable = LABELS,
                        counts: np.ndarray | None = None) -> list[Structure]:
@@ -123,7 +87,8 @@ def resolve_structures(labels: sitk.Image, *, structures: Sequence[str] | None =
     table : LabelTable
         The label table.
     counts : numpy.ndarray, optional
-        :func:`label_counts` of ``labels`` when the caller already has them.
+        :func:`cardioplan.arrays.label_counts` of ``labels`` when the caller already has
+        them.
 
     Raises
     ------
@@ -132,7 +97,7 @@ def resolve_structures(labels: sitk.Image, *, structures: Sequence[str] | None =
     """
     check_label_image(labels)
     if counts is None:
-        counts = label_counts(labels)
+        counts = label_counts(sitk.GetArrayViewFromImage(labels))
     present = {int(v) for v in np.nonzero(counts)[0] if v != 0}
     unknown = sorted(present - {lab.value for lab in table})
     if unknown:

@@ -58,6 +58,7 @@ from vtkmodules.vtkFiltersCore import (  # noqa: E402
     vtkWindowedSincPolyDataFilter,
 )
 
+from cardioplan.arrays import bounding_box, label_counts  # noqa: E402
 from cardioplan.errors import InputError, MeshError  # noqa: E402
 from cardioplan.labels import LABELS, LabelTable  # noqa: E402
 from cardioplan.mesh.geometry import (  # noqa: E402
@@ -65,13 +66,12 @@ from cardioplan.mesh.geometry import (  # noqa: E402
     edge_topology,
     grid_matrix,
     group_equal_rows,
-    mask_bbox,
     split_quads,
     undirected_edge_keys,
     unique_counts,
     vertex_normals,
 )
-from cardioplan.mesh.select import Structure, label_counts, resolve_structures  # noqa: E402
+from cardioplan.mesh.select import Structure, resolve_structures  # noqa: E402
 from cardioplan.progress import progress  # noqa: E402
 
 __all__ = ["build_surfaces", "TARGETS", "SMOOTHING", "MIN_TRIANGLES", "allocate_budget",
@@ -175,7 +175,7 @@ def build_surfaces(labels: sitk.Image, *, structures: Sequence[str] | None = Non
     if smoothing not in SMOOTHING:
         raise InputError(f"unknown smoothing {smoothing!r}; choose one of "
                          f"{', '.join(SMOOTHING)}")
-    counts = label_counts(labels)
+    counts = label_counts(sitk.GetArrayViewFromImage(labels))
     chosen = resolve_structures(labels, structures=structures, table=table, counts=counts)
     net, volume_scale, relabelled = _build_net(labels, chosen, counts, SMOOTHING[smoothing])
     if relabelled:
@@ -243,14 +243,13 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
     wanted = sorted({v for s in chosen for v in s.values})
     everything = len(wanted) == int((counts[1:] > 0).sum())
     if everything:
-        lo, hi = mask_bbox(arr)
+        box = bounding_box(arr)
     else:
         mask = np.zeros(arr.shape, dtype=bool)
         for v in wanted:
             mask |= arr == v
-        lo, hi = mask_bbox(mask)
-    crop = np.zeros([b - a + 2 for a, b in zip(lo, hi, strict=True)], dtype=np.uint8)
-    crop[1:-1, 1:-1, 1:-1] = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]  # a pad of 1
+        box = bounding_box(mask)
+    crop = np.pad(arr[box], 1)  # a pad of 1
     in_crop = counts if everything else np.bincount(crop.ravel(), minlength=256)
     present = [int(v) for v in np.flatnonzero(in_crop[1:]) + 1]
     poly, relabelled = _manifold_net(crop, present, [s.values for s in chosen])
@@ -268,7 +267,7 @@ def _build_net(labels: sitk.Image, chosen: list[Structure], counts: np.ndarray,
             small = _small_pieces(quads, len(points))
             quads, keys, bounds = _sort_patches(quads, pairs, mirrored)
             points[~small] = job.result()[~small]
-    offset = np.array([lo[2], lo[1], lo[0]], dtype=float) - 1.0  # (x, y, z); pad of 1
+    offset = np.array([s.start for s in box[::-1]], dtype=float) - 1.0  # (x, y, z); pad of 1
     points = (points + offset) @ matrix.T + origin
     triangles, quad_volumes = split_quads(points, quads)
     volumes = np.add.reduceat(quad_volumes, bounds[:-1])

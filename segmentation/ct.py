@@ -86,6 +86,10 @@ WALL_FIT_MM = 2.5
 WALL_OUTLIER = 2.0
 """Stops farther from the fitted outer wall than this many times the fit's median misfit are
 dropped and the ellipse refitted (chosen on the chest CTA, see docs/segmentation.md)."""
+WALL_BRIDGE_RADII = 0.5
+"""Slices between two fitted outer walls of one sac get a blended wall when the two lie no
+farther apart than this many of their radii (chosen on the chest CTA, see
+docs/segmentation.md)."""
 WALL_MAX_ELONGATION = 2.0
 """Longest/shortest axis of an outer-wall ellipse: the axial cut of a vessel up to 60 degrees
 from the body axis (a descending aorta running obliquely)."""
@@ -208,12 +212,15 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                                                 threshold=threshold))
     valve_mm = _pulmonary_valve(labels_work, work)
     myo_hu = _refine_boundaries(labels_work, arr, dist, bone, work, threshold=threshold)
+    before = labels_work > 0
     if descending is not None:
         _prune_aortic_branches(labels_work, descending, work)
     veins_voxels = _trim_atrial_veins(labels_work, work)
-    wall_voxels = _vessel_wall(labels_work, arr, bone, work)
+    lumen_mm = None if descending is None else _lumen_radius(labels_work, descending, work)
+    wall_voxels = _vessel_wall(labels_work, arr, bone, work, dim_hu=0.5 * (myo_hu + threshold),
+                               vessels=before & (labels_work == 0))
     if descending is not None:
-        _cut_aortic_side_tubes(labels_work, descending, work)
+        _cut_aortic_side_tubes(labels_work, descending, work, lumen_mm=lumen_mm)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
@@ -793,19 +800,26 @@ def _prune_aortic_branches(labels: np.ndarray, descending: np.ndarray, work: sit
                 labels[z][comps == i] = 0
 
 
-def _cut_aortic_side_tubes(labels: np.ndarray, descending: np.ndarray, work: sitk.Image
-                           ) -> None:
+def _lumen_radius(labels: np.ndarray, descending: np.ndarray, work: sitk.Image) -> float:
+    """The tracked descending aorta's inscribed radius (mm; the median over its tracked
+    slices of the aortic label's depth), measured on the contrast lumen (before
+    :func:`_vessel_wall` adds any thrombus)."""
+    depth = _distance(labels == LABELS.value_of("aorta"), work)
+    return float(np.median([depth[z][descending[z]].max()
+                            for z in np.flatnonzero(descending.any(axis=(1, 2)))]))
+
+
+def _cut_aortic_side_tubes(labels: np.ndarray, descending: np.ndarray, work: sitk.Image, *,
+                           lumen_mm: float) -> None:
     """Unlabel the aorta's side tubes (the arch's branches), in place.
 
     The arch's branches leave it as tubes far narrower than the aorta: its side tubes
     (:func:`_side_tubes`) for a ball of :data:`BRANCH_RADIUS_FRACTION` times the tracked
-    descending aorta's inscribed radius (the median over its tracked slices) -- the calibre
-    the branches beside the descending aorta are told by (:func:`_prune_aortic_branches`).
+    descending aorta's lumen radius ``lumen_mm`` (:func:`_lumen_radius`) -- the calibre the
+    branches beside the descending aorta are told by (:func:`_prune_aortic_branches`).
     """
     aorta = labels == LABELS.value_of("aorta")
-    depth = _distance(aorta, work)
-    radii = [depth[z][descending[z]].max() for z in np.flatnonzero(descending.any(axis=(1, 2)))]
-    r = BRANCH_RADIUS_FRACTION * float(np.median(radii))
+    r = BRANCH_RADIUS_FRACTION * lumen_mm
     tubes = _side_tubes(aorta, r, work)
     rest, _ = ndimage.label(aorta & ~tubes)
     # parts of the aorta at least a ball's volume (not the crumbs the opening leaves)
@@ -972,6 +986,15 @@ def _local_thickness(mask: np.ndarray, dist: np.ndarray, work: sitk.Image,
     return out
 
 
+def _vessel_section(vessel: np.ndarray, chamber: np.ndarray, work: sitk.Image) -> np.ndarray:
+    """The vessel's voxels per step (the largest spacing) of geodesic distance from its border
+    with the chamber, in its first three steps (the seed layer itself, thicker than a step,
+    left out)."""
+    step = max(work.GetSpacing())
+    t_vessel = _geodesic(vessel, vessel & _dilate(chamber), work, stop_mm=5 * step)
+    return np.bincount((t_vessel[vessel & (t_vessel < 4 * step)] / step).astype(np.int64))[1:]
+
+
 def _before_flare(chamber: np.ndarray, vessel: np.ndarray, thin: np.ndarray,
                   work: sitk.Image, reach: float) -> np.ndarray:
     """Voxels of ``chamber`` nearer the ``vessel`` (geodesically) than where ``thin`` flares.
@@ -985,9 +1008,7 @@ def _before_flare(chamber: np.ndarray, vessel: np.ndarray, thin: np.ndarray,
     """
     step = max(work.GetSpacing())
     t = _geodesic(chamber, chamber & _dilate(vessel), work, stop_mm=reach + 3 * step)
-    t_vessel = _geodesic(vessel, vessel & _dilate(chamber), work, stop_mm=5 * step)
-    # bin 0 is the seed layer itself (thicker than a step)
-    section = np.bincount((t_vessel[vessel & (t_vessel < 4 * step)] / step).astype(np.int64))[1:]
+    section = _vessel_section(vessel, chamber, work)
     area = np.bincount((t[thin & (t < reach + 2 * step)] / step).astype(np.int64))[1:]
     if not section.size or area.size < 3:
         return np.ones(chamber.shape, bool)
@@ -1005,7 +1026,9 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
     infundibulum of the right ventricle would look like a tube here.)  Chamber voxels near the
     vessel whose local thickness is no more than the vessel's (they lie in the tube, not in the
     chamber's body) join the vessel, up to where the tube flares into the chamber
-    (:func:`_before_flare`).
+    (:func:`_before_flare`).  A vessel whose section grows by :data:`NECK_WIDENING` within its
+    first three steps from the border starts at a neck the watershed already found (an aortic
+    annulus with the sinuses above it), and keeps its border.
     """
     present = {int(v) for v in np.unique(labels)}
     pairs = [(LABELS.value_of(c), LABELS.value_of(v), k, reach) for c, v, k, reach in _JUNCTIONS
@@ -1020,6 +1043,9 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
         2 * step, 1.2 * max(r_vessel.values()) + 1.5 * step, step))
     for c, v, k, reach in pairs:
         vessel = labels == v
+        section = _vessel_section(vessel, labels == c, work)
+        if section.size >= 3 and section[2] >= NECK_WIDENING * section[0]:
+            continue  # the vessel widens at once beyond the border: it lies at a neck (valve)
         r_v = r_vessel[v]
         near = _distance_to(vessel, work, reach * r_v) <= reach * r_v
         thin = (labels == c) & near & (thickness <= k * r_v + 0.5 * step)
@@ -1231,33 +1257,38 @@ def _side_tubes(mask: np.ndarray, r: float, work: sitk.Image) -> np.ndarray:
     return tubes
 
 
-def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image
-                 ) -> int:
-    """Add the aorta's mural thrombus (or thickened wall) around its contrast lumen, in place.
+def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image, *,
+                 dim_hu: float, vessels: np.ndarray | None = None) -> int:
+    """Add the aorta's mural thrombus, thickened wall or dim false lumen to it, in place.
 
     Slice by slice, rays from each aortic section's centre cross the unlabelled soft tissue
     around the lumen (above :data:`WALL_HU`, nearer the aorta than any other blood structure)
     until something else stops them.  Where most rays stop at fat or lung (a closed ring, as
-    around an aneurysm sac), a circle fitted to the stops is the outer wall; when it lies at
+    around an aneurysm sac), an ellipse fitted to the stops is the outer wall; when it lies at
     least :data:`THROMBUS_MIN_MM` beyond the lumen (thicker than a normal wall) the soft
-    tissue inside it joins the aorta.  Sections whose neighbours (2 slices either way) do not
-    agree on the radius, whose rays are not stopped by fat or lung (surrounded by other soft
-    tissue) or whose circle fits badly (the arch cut lengthwise) are left as lumen.  Returns
-    the number of voxels added.
+    tissue inside it joins the aorta.  Failing that, the rays cross partially opacified blood
+    (brighter than ``dim_hu``: a dissection's false lumen, slow flow in a sac; not
+    ``vessels``, blood another step took out as a branch or vein) to where it meets the tissue
+    around it (:func:`_section_wall`), and that blood inside the ellipse joins.  Sections whose
+    neighbours (2 slices either way) do not agree on the radius, whose rays are not stopped
+    (surrounded by other soft tissue) or whose ellipse fits badly (the arch cut lengthwise) are
+    left as lumen; a few such slices between two fitted sections of one sac get the blend of
+    their walls (:func:`_bridge_walls`).  Returns the number of voxels added.
     """
     ao_v = LABELS.value_of("aorta")
     aorta = labels == ao_v
     if not aorta.any():
         return 0
     sy, sx = work.GetSpacing()[1], work.GetSpacing()[0]
-    step = min(sx, sy)
     others = (labels > 0) & ~aorta
     # tissue nearer the aorta than any other blood structure (not the heart's own wall)
     d_others = _distance(~others, work) if others.any() else np.full(arr.shape, np.inf)
     own = _distance(~aorta, work) < d_others
     tissue = (arr >= WALL_HU) & ~bone & ((labels == 0) | aorta) & own
     fat_or_lung = arr < WALL_HU
-    angles = np.linspace(0.0, 2.0 * np.pi, WALL_RAYS, endpoint=False)
+    dim = tissue & (arr > dim_hu)
+    if vessels is not None:
+        dim &= ~vessels
     fits: dict[tuple[int, int], tuple] = {}  # (z, section): ellipse
     for z in np.flatnonzero(aorta.any(axis=(1, 2))):
         # lumen channels closer than a thrombus is thick share one sac (a lumen split by
@@ -1266,49 +1297,142 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
             0.5 * THROMBUS_MIN_MM
         comps, n = ndimage.label(near)
         for c in range(1, n + 1):
-            sec = (comps == c) & aorta[z]
-            yy, xx = np.nonzero(sec)
-            cy, cx = yy.mean(), xx.mean()
-            r_lumen = float(np.sqrt(sec.sum() * sx * sy / np.pi))
-            if r_lumen < 3.0:
-                continue
-            reach = r_lumen + WALL_MAX_MM
-            radii = np.arange(0.0, reach, 0.5 * step)
-            py = cy + np.outer(np.sin(angles), radii) / sy
-            px = cx + np.outer(np.cos(angles), radii) / sx
-            iy, ix = np.rint(py).astype(int), np.rint(px).astype(int)
-            inside = (iy >= 0) & (iy < sec.shape[0]) & (ix >= 0) & (ix < sec.shape[1])
-            ok = np.zeros(iy.shape, bool)
-            ok[inside] = tissue[z][iy[inside], ix[inside]] | sec[iy[inside], ix[inside]]
-            stops = np.argmin(ok, axis=1)  # first voxel that is not lumen or soft tissue
-            sy_i = iy[np.arange(WALL_RAYS), stops].clip(0, sec.shape[0] - 1)
-            sx_i = ix[np.arange(WALL_RAYS), stops].clip(0, sec.shape[1] - 1)
-            closed = ~ok.all(axis=1) & (stops > 0) & fat_or_lung[z][sy_i, sx_i]
-            if closed.mean() < WALL_CLOSED_FRACTION:  # not enclosed by fat or lung
-                continue
-            ey = py[closed, stops[closed]] * sy
-            ex = px[closed, stops[closed]] * sx
-            fit = _fit_wall(ex, ey, step)
-            if fit is None:
-                continue
-            rad = float(np.sqrt(fit[2] * fit[3]))  # equivalent radius
-            if fit[4] > WALL_FIT_MM or max(fit[2], fit[3]) > reach or \
-                    rad < r_lumen + THROMBUS_MIN_MM:  # a normal wall is left to the lumen
-                continue
-            fits[(int(z), c)] = fit
+            found = _section_wall((comps == c) & aorta[z], tissue[z], dim[z], fat_or_lung[z],
+                                  others[z], (sy, sx))
+            if found is not None:
+                fits[(int(z), c)] = found
     added = 0
     yy, xx = np.mgrid[0:arr.shape[1], 0:arr.shape[2]]
-    for (z, _c), fit in fits.items():
+    walls: list[tuple[int, tuple]] = []
+    fills = []
+    for (z, _c), (fit, fill) in fits.items():
         rad = float(np.sqrt(fit[2] * fit[3]))
         # continuity: sections within 2 slices must have been fitted and agree on the radius
-        near = [float(np.sqrt(f[2] * f[3])) for (zz, _), f in fits.items() if 0 < abs(zz - z) <= 2]
+        near = [float(np.sqrt(f[2] * f[3])) for (zz, _), (f, _) in fits.items()
+                if 0 < abs(zz - z) <= 2]
         if len(near) < 2 or abs(float(np.median(near)) - rad) > WALL_FIT_MM * 2:
             continue
-        disk = fit[5](xx * sx, yy * sy) <= 1.0
-        grow = disk & tissue[z] & (labels[z] == 0)
+        walls.append((int(z), fit))
+        fills.append((int(z), fit[5], fill))
+    fills += [(z, inside, tissue[z]) for z, inside in _bridge_walls(walls, aorta, work)]
+    for z, inside, fill in fills:
+        disk = inside(xx * sx, yy * sy) <= 1.0
+        grow = disk & fill & (labels[z] == 0)
         labels[z][grow] = ao_v
         added += int(grow.sum())
     return added + _join_channels(labels, own & (d_others > ATRIAL_WALL_MM), work)
+
+
+def _section_wall(sec: np.ndarray, tissue: np.ndarray, dim: np.ndarray,
+                  fat_or_lung: np.ndarray, others: np.ndarray, spacing_yx: tuple[float, float]
+                  ) -> tuple[tuple, np.ndarray] | None:
+    """The outer wall of one aortic section (2D, see :func:`_vessel_wall`) and what inside it
+    may join the aorta, or None.
+
+    Rays from the section's centre first cross soft tissue to a closed ring of fat or lung
+    (mural thrombus); failing that, they cross partially opacified blood (``dim``; a septum
+    thinner than :data:`THROMBUS_MIN_MM` between it and the lumen, a dissection's flap, is
+    crossed) to where it meets the tissue around it, and only that blood joins.
+    """
+    sy, sx = spacing_yx
+    step = min(sx, sy)
+    yy, xx = np.nonzero(sec)
+    cy, cx = yy.mean(), xx.mean()
+    r_lumen = float(np.sqrt(sec.sum() * sx * sy / np.pi))
+    if r_lumen < 3.0:
+        return None
+    reach = r_lumen + WALL_MAX_MM
+    radii = np.arange(0.0, reach, 0.5 * step)
+    angles = np.linspace(0.0, 2.0 * np.pi, WALL_RAYS, endpoint=False)
+    py = cy + np.outer(np.sin(angles), radii) / sy
+    px = cx + np.outer(np.cos(angles), radii) / sx
+    sac = _dim_sac(dim | sec, spacing_yx) & (tissue | sec)
+    for through, closing, gap in ((tissue, fat_or_lung, 0),
+                                  (sac, ~others, int(THROMBUS_MIN_MM / (0.5 * step)))):
+        closed, ey, ex = _ray_stops(py, px, through | sec, closing, gap=gap)
+        if closed < WALL_CLOSED_FRACTION:
+            continue
+        fit = _fit_wall(ex * sx, ey * sy, step)
+        if fit is None:
+            continue
+        rad = float(np.sqrt(fit[2] * fit[3]))  # equivalent radius
+        if fit[4] > WALL_FIT_MM or max(fit[2], fit[3]) > reach or \
+                rad < r_lumen + THROMBUS_MIN_MM:  # a normal wall is left to the lumen
+            continue
+        return fit, through
+    return None
+
+
+def _dim_sac(blood: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
+    """An aortic section's lumen and partially opacified blood as one sac (2D).
+
+    Closed with a disc of half :data:`THROMBUS_MIN_MM` (a dissection's flap or a thrombus
+    strand between a bright and a dim channel is thinner) and its holes filled (the noise of
+    dim blood dips below its threshold here and there)."""
+    half = 0.5 * THROMBUS_MIN_MM
+    near = ndimage.distance_transform_edt(~blood, sampling=spacing_yx) <= half
+    return ndimage.binary_fill_holes(ndimage.distance_transform_edt(near, sampling=spacing_yx)
+                                     > half) | blood
+
+
+def _ray_stops(py: np.ndarray, px: np.ndarray, through: np.ndarray, closing: np.ndarray, *,
+               gap: int = 0) -> tuple[float, np.ndarray, np.ndarray]:
+    """Where rays (rows of sample points, voxel units) first leave ``through``.
+
+    Runs of fewer than ``gap`` samples outside ``through`` with ``through`` beyond them (a
+    septum) are crossed.  Returns the fraction of rays that stop, past their first sample, on
+    a ``closing`` voxel inside the slice, and those rays' stop points (y, x in voxels).
+    """
+    iy, ix = np.rint(py).astype(int), np.rint(px).astype(int)
+    inside = (iy >= 0) & (iy < through.shape[0]) & (ix >= 0) & (ix < through.shape[1])
+    ok = np.zeros(iy.shape, bool)
+    ok[inside] = through[iy[inside], ix[inside]]
+    if gap > 1:
+        ok = ndimage.binary_closing(np.pad(ok, ((0, 0), (gap, gap)), mode="edge"),
+                                    structure=np.ones((1, gap), bool))[:, gap:-gap]
+    stops = np.argmin(ok, axis=1)  # first sample that is not ``through``
+    rows = np.arange(len(stops))
+    at = inside[rows, stops]
+    closed = ~ok.all(axis=1) & (stops > 0) & at
+    closed[closed] = closing[iy[rows, stops][closed], ix[rows, stops][closed]]
+    return float(closed.mean()), py[closed, stops[closed]], px[closed, stops[closed]]
+
+
+def _bridge_walls(walls: list[tuple[int, tuple]], aorta: np.ndarray, work: sitk.Image
+                  ) -> list[tuple[int, Callable]]:
+    """Outer walls for the slices between two fitted sections of one sac.
+
+    A tube's section changes little over its own radius: where the fit failed in a few slices
+    (a ray carried past the wall, a badly fitting outline) between two fitted sections of the
+    same sac (each centre inside the other's ellipse) no farther apart than their equivalent
+    radius, the wall there is the blend of the two ellipses' implicit functions, weighted by
+    the slice's position between them (itself an ellipse).  Slices whose lumen does not lie
+    inside the blended wall are left alone.  Returns ``(z, inside)`` per bridged section.
+    """
+    sx, sy, sz = work.GetSpacing()
+    yy, xx = np.mgrid[0:aorta.shape[1], 0:aorta.shape[2]]
+    bridged: list[tuple[int, Callable]] = []
+    walls = sorted(walls, key=lambda w: w[0])
+    for i, (z1, f1) in enumerate(walls):
+        same = [(z2, f2) for z2, f2 in walls[i + 1:] if z2 > z1
+                and f1[5](np.array(f2[0]), np.array(f2[1])) <= 1.0
+                and f2[5](np.array(f1[0]), np.array(f1[1])) <= 1.0]
+        if not same:
+            continue
+        z2, f2 = same[0]  # the next section of the same sac
+        radius = 0.5 * (np.sqrt(f1[2] * f1[3]) + np.sqrt(f2[2] * f2[3]))
+        if z2 - z1 < 2 or (z2 - z1) * sz > WALL_BRIDGE_RADII * radius:
+            continue
+        for z in range(z1 + 1, z2):
+            t = (z - z1) / (z2 - z1)
+
+            def inside(px: np.ndarray, py: np.ndarray, t: float = t, a: Callable = f1[5],
+                       b: Callable = f2[5]) -> np.ndarray:
+                return (1.0 - t) * a(px, py) + t * b(px, py)
+
+            if (aorta[z] & (inside(xx * sx, yy * sy) <= 1.0)).any():
+                bridged.append((z, inside))
+    return bridged
 
 
 def _join_channels(labels: np.ndarray, own: np.ndarray, work: sitk.Image) -> int:

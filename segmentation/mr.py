@@ -27,8 +27,9 @@ Pipeline (details and measurements in ``docs/evaluation.md``)
    muscles and trabeculae count as cavity) of the one blob that continues the neighbouring
    slice's cavity, swept outwards from the click, plus the next voxels out that are brighter
    than 0.35 of the way from its wall to its blood (partial-volume endocardium).  The right
-   ventricle of a stack only shrinks from its click towards the apex and gets a one-voxel rim
-   (after the myocardium).
+   ventricle of a stack only shrinks from its click towards the apex, takes there the blood
+   against the septum within its neighbour slice's footprint, and gets a one-voxel rim (after
+   the myocardium).
    Then the shared post-processing
    (:func:`segmentation.postprocess.clean_labels`: islands, holes, label-aware smoothing,
    minimum size, a warning for every requested structure that came out empty).
@@ -98,6 +99,7 @@ _RV_RIM_STEPS = 2  # chosen among 1 / 2 / 3 on ACDC
 _RV_WALL_GAP_DEG = 5.0  # one of the 72 directions: a closed ring (15 / 25 measured)
 _LV_WALL_GAP_DEG = 30.0  # chosen among 5 / 20 / 30 / 45 / 90 on ACDC
 _LV_BASE_GAP_DEG = 120.0  # 120 / 150 equal on ACDC; 90 cost one automatic LV
+_SEPTUM_TOUCH_MM = 2.0  # a voxel or two of partial volume (not varied)
 _RV_WALL_MM = 8.0  # 5 / 6 / 8 equal on ACDC; 8 keeps a margin for thin predicted walls
 _MYO_SMOOTH_DEG = 90.0
 _ANGLE_BINS = 72
@@ -441,6 +443,7 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
             out = walled
     if stack:
         _end_at_open_wall(out, walled, blood_clicks, spacing, thick)
+        _rv_against_septum(out, walled, smooth, bright, blood_clicks, spacing, thick)
         _rv_beside_wall(out, walled, blood_clicks, spacing, thick)
         # like the LV's hull plus one voxel: the border on the wall, not at the blood's
         # half-maximum (the trabeculated rim counts as cavity); after the wall, which keeps
@@ -714,14 +717,19 @@ def _refine_cavity(smooth: np.ndarray, mask: np.ndarray, spacing: tuple[float, .
         if m.sum() < 20:
             continue
         zone = ndi.binary_dilation(m, margin)
-        ring = ndi.binary_dilation(m, wall) & ~ndi.binary_dilation(m)
-        t = 0.5 * (float(np.median(s3[z][m])) + float(np.median(s3[z][ring])))
+        t = _half_maximum(s3[z], m, wall)
         core = _core(m, np.ones((3, 3), bool)) & (s3[z] > t)
         if not core.any():
             continue
         bright = (s3[z] > t) & zone
         out[z] = ndi.binary_fill_holes(component_at(bright, [tuple(i) for i in np.argwhere(core)]))
     return np.moveaxis(out, 0, thick)
+
+
+def _half_maximum(smooth2d: np.ndarray, mask: np.ndarray, wall: np.ndarray) -> float:
+    """Half-way between a 2D cavity's median and its wall ring's (1 voxel to ``wall`` out)."""
+    ring = ndi.binary_dilation(mask, wall) & ~ndi.binary_dilation(mask)
+    return 0.5 * (float(np.median(smooth2d[mask])) + float(np.median(smooth2d[ring])))
 
 
 def _bright_rim(smooth: np.ndarray, mask: np.ndarray, spacing: tuple[float, ...],
@@ -785,17 +793,22 @@ def _taper_right_ventricle(labels: np.ndarray, clicks: list[tuple[int, int, int]
         z += apex
 
 
+def _direction_bins(lv: np.ndarray, spacing_yx: Sequence[float]) -> np.ndarray:
+    """Per voxel of a slice, its direction around the centroid of the 2D cavity ``lv`` as one
+    of ``_ANGLE_BINS`` bins."""
+    cy, cx = np.argwhere(lv).mean(0)
+    yy, xx = np.indices(lv.shape)
+    ang = np.arctan2((yy - cy) * spacing_yx[0], (xx - cx) * spacing_yx[1])
+    return ((ang + np.pi) / (2 * np.pi) * _ANGLE_BINS).astype(int) % _ANGLE_BINS
+
+
 def _wall_gap_deg(lv: np.ndarray, myo: np.ndarray, spacing_yx: Sequence[float]) -> float:
     """The widest opening of a 2D cavity's wall, in degrees around the cavity's centroid
     (sampled in ``_ANGLE_BINS`` directions): 0 for a closed ring, 360 without a wall."""
     if not lv.any() or not myo.any():
         return 360.0
-    cy, cx = np.argwhere(lv).mean(0)
-    yy, xx = np.nonzero(myo)
-    ang = np.arctan2((yy - cy) * spacing_yx[0], (xx - cx) * spacing_yx[1])
-    bins = ((ang + np.pi) / (2 * np.pi) * _ANGLE_BINS).astype(int) % _ANGLE_BINS
     have = np.zeros(_ANGLE_BINS, bool)
-    have[bins] = True
+    have[_direction_bins(lv, spacing_yx)[myo]] = True
     run = widest = 0
     for h in np.roll(have, -int(np.argmax(have))):   # start on the wall: no run wraps
         run = 0 if h else run + 1
@@ -869,6 +882,64 @@ def _rv_beside_wall(labels: np.ndarray, walled: np.ndarray,
         parts, _ = ndi.label(rv)
         near = np.unique(parts[rv & ndi.binary_dilation(heart[z], near_mm)])
         view[z][rv & ~np.isin(parts, near)] = 0
+
+
+def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarray,
+                       bright: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]],
+                       spacing: tuple[float, ...], thick: int) -> None:
+    """In a short-axis stack, give the right ventricle, slice by slice from its click towards
+    the apex, the free blood lying against the left ventricle's wall within the right
+    ventricle's footprint in the neighbour slice.
+
+    Towards the apex the right ventricle's blood is split by trabeculae and the moderator
+    band, and the heart shifts between thick slices, so the slice-to-slice growth, which
+    carries its parent slice's core, misses the blood against the septum.  The right
+    ventricle wraps the septum in every slice: a free blood piece (above the blood threshold,
+    connected) is taken where it touches the LV's wall (within ``_SEPTUM_TOUCH_MM``), lies
+    within the neighbour's footprint -- per direction around the LV's centre
+    (``_ANGLE_BINS``), no farther from the LV and its wall than the neighbour's right ventricle
+    reaches --, and is brighter than the neighbour's half-maximum (the rule of
+    :func:`_refine_cavity`); and only while the slice stays no larger than its neighbour (the
+    taper of :func:`_taper_right_ventricle`).  Slices the growth did not reach, and those
+    beyond the first whose wall is open (:func:`_end_at_open_wall`), get nothing.
+    """
+    apex = _apex_step(labels, thick)
+    z0s = [p[thick] for s, p in clicks if s == "right_ventricle"]
+    if not apex or not z0s:
+        return
+    sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
+    touch, ring = _disk(_SEPTUM_TOUCH_MM, sp2), _disk(6.0, sp2)
+    view, wall, s3, br = (np.moveaxis(a, thick, 0) for a in (labels, walled, smooth, bright))
+    lv_v, myo_v = LABELS.value_of("left_ventricle"), LABELS.value_of("myocardium")
+    rv_v = LABELS.value_of("right_ventricle")
+    z = z0s[0] + apex
+    while 0 <= z < view.shape[0]:
+        lv, myo, rv = wall[z] == lv_v, wall[z] == myo_v, view[z] == rv_v
+        parent, lv_p = view[z - apex] == rv_v, wall[z - apex] == lv_v
+        if not (rv.any() and lv.any() and lv_p.any() and parent.any()) or \
+                _wall_gap_deg(lv, myo, sp2) >= _RV_WALL_GAP_DEG:
+            return
+        reach = _reach(parent, lv_p, wall[z - apex] == myo_v, sp2)
+        bins = _direction_bins(lv, sp2)
+        dist = ndi.distance_transform_edt(~(lv | myo), sampling=sp2)
+        free = br[z] & (view[z] == 0) & ~(lv | myo) & (dist <= reach[bins]) & (
+            s3[z] > _half_maximum(s3[z - apex], parent, ring))
+        parts, _ = ndi.label(free)
+        touching = np.unique(parts[free & ndi.binary_dilation(myo, touch)])
+        add = np.isin(parts, touching[touching > 0])
+        if (add | rv).sum() <= parent.sum():
+            view[z][add] = rv_v
+        z += apex
+
+
+def _reach(rv: np.ndarray, lv: np.ndarray, myo: np.ndarray,
+           spacing_yx: Sequence[float]) -> np.ndarray:
+    """Per direction bin around the centroid of the 2D cavity ``lv``, how far (mm) ``rv``
+    reaches out from the cavity and its wall ``myo``; -1 where it is absent."""
+    dist = ndi.distance_transform_edt(~(lv | myo), sampling=spacing_yx)
+    reach = np.full(_ANGLE_BINS, -1.0)
+    np.maximum.at(reach, _direction_bins(lv, spacing_yx)[rv], dist[rv])
+    return reach
 
 
 def _apex_step(labels: np.ndarray, thick: int) -> int:
@@ -1098,13 +1169,10 @@ def _radial_regular(band: np.ndarray, lv: np.ndarray, dist: np.ndarray, ok: np.n
     sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
     b3, l3, d3, o3 = (np.moveaxis(a, thick, 0) for a in (band, lv, dist, ok))
     out = np.zeros_like(b3)
-    yy, xx = np.indices(b3.shape[1:])
     for z in range(b3.shape[0]):
         if not l3[z].any() or not b3[z].any():
             continue
-        cy, cx = np.argwhere(l3[z]).mean(0)
-        ang = np.arctan2((yy - cy) * sp2[0], (xx - cx) * sp2[1])
-        bins = ((ang + np.pi) / (2 * np.pi) * _ANGLE_BINS).astype(int) % _ANGLE_BINS
+        bins = _direction_bins(l3[z], sp2)
         outer = np.zeros(_ANGLE_BINS)
         np.maximum.at(outer, bins[b3[z]], d3[z][b3[z]])
         radius = ndi.median_filter(outer, size=win, mode="wrap")

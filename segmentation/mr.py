@@ -443,8 +443,9 @@ def _segment_roi(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]]
             out = walled
     if stack:
         _end_at_open_wall(out, walled, blood_clicks, spacing, thick)
-        _rv_against_septum(out, walled, smooth, bright, blood_clicks, spacing, thick)
+        grown_rv = out == LABELS.value_of("right_ventricle")
         _rv_beside_wall(out, walled, blood_clicks, spacing, thick)
+        _rv_against_septum(out, walled, smooth, bright, grown_rv, blood_clicks, spacing, thick)
         # like the LV's hull plus one voxel: the border on the wall, not at the blood's
         # half-maximum (the trabeculated rim counts as cavity); after the wall, which keeps
         # the septum
@@ -885,7 +886,8 @@ def _rv_beside_wall(labels: np.ndarray, walled: np.ndarray,
 
 
 def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarray,
-                       bright: np.ndarray, clicks: list[tuple[str, tuple[int, int, int]]],
+                       bright: np.ndarray, grown: np.ndarray,
+                       clicks: list[tuple[str, tuple[int, int, int]]],
                        spacing: tuple[float, ...], thick: int) -> None:
     """In a short-axis stack, give the right ventricle, slice by slice from its click towards
     the apex, the free blood lying against the left ventricle's wall within the right
@@ -900,8 +902,11 @@ def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarra
     (``_ANGLE_BINS``), no farther from the LV and its wall than the neighbour's right ventricle
     reaches --, and is brighter than the neighbour's half-maximum (the rule of
     :func:`_refine_cavity`); and only while the slice stays no larger than its neighbour (the
-    taper of :func:`_taper_right_ventricle`).  Slices the growth did not reach, and those
-    beyond the first whose wall is open (:func:`_end_at_open_wall`), get nothing.
+    taper of :func:`_taper_right_ventricle`).  Slices the growth did not reach (no RV in
+    ``grown``, the RV before :func:`_rv_beside_wall` dropped its drift pieces), and those
+    beyond the first whose wall is open (:func:`_end_at_open_wall`), get nothing.  It runs
+    after :func:`_rv_beside_wall`, so the neighbour's footprint holds no drift; what it adds
+    touches the wall.
     """
     apex = _apex_step(labels, thick)
     z0s = [p[thick] for s, p in clicks if s == "right_ventricle"]
@@ -909,14 +914,15 @@ def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarra
         return
     sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
     touch, ring = _disk(_SEPTUM_TOUCH_MM, sp2), _disk(6.0, sp2)
-    view, wall, s3, br = (np.moveaxis(a, thick, 0) for a in (labels, walled, smooth, bright))
+    view, wall, s3, br, reached = (np.moveaxis(a, thick, 0)
+                                   for a in (labels, walled, smooth, bright, grown))
     lv_v, myo_v = LABELS.value_of("left_ventricle"), LABELS.value_of("myocardium")
     rv_v = LABELS.value_of("right_ventricle")
     z = z0s[0] + apex
     while 0 <= z < view.shape[0]:
         lv, myo, rv = wall[z] == lv_v, wall[z] == myo_v, view[z] == rv_v
         parent, lv_p = view[z - apex] == rv_v, wall[z - apex] == lv_v
-        if not (rv.any() and lv.any() and lv_p.any() and parent.any()) or \
+        if not (reached[z].any() and lv.any() and lv_p.any() and parent.any()) or \
                 _wall_gap_deg(lv, myo, sp2) >= _RV_WALL_GAP_DEG:
             return
         reach = _reach(parent, lv_p, wall[z - apex] == myo_v, sp2)

@@ -221,6 +221,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                                vessels=before & (labels_work == 0))
     if descending is not None:
         _cut_aortic_side_tubes(labels_work, descending, work, lumen_mm=lumen_mm)
+        _cut_rising_branches(labels_work, descending, work, lumen_mm=lumen_mm)
     r_lv = float(dist[chambers["left_ventricle"]]) if "left_ventricle" in chambers else \
         float(dist.max())
     wall_mm = float(np.clip(0.8 * r_lv, 6.0, 14.0))
@@ -835,6 +836,43 @@ def _cut_aortic_side_tubes(labels: np.ndarray, descending: np.ndarray, work: sit
         if np.count_nonzero(large[np.unique(rest[box][_dilate(tube)])]) < 2 and \
                 not (tube & (descending[box] | root[box])).any():
             labels[box][tube] = 0
+
+
+def _cut_rising_branches(labels: np.ndarray, descending: np.ndarray, work: sitk.Image, *,
+                         lumen_mm: float) -> None:
+    """Unlabel the arch's branches where they part from it, in place.
+
+    The arch's branches leave it upwards: going up slice by slice, an aortic section splits
+    into the aorta's own continuation (the largest section above it) and a branch.  A section
+    above narrower than :data:`BRANCH_RADIUS_FRACTION` of the continuation (in equivalent
+    radius) whose part of the aorta above the split is a dead end -- it does not meet the
+    continuation again (lumen channels of a sac do), nor the tracked descending aorta or the
+    left ventricle -- and holds at least the side-tube ball of :func:`_cut_aortic_side_tubes`
+    (not a crumb of the edge) is a branch.
+    """
+    ao_v = LABELS.value_of("aorta")
+    ball = 4.0 / 3.0 * np.pi * (BRANCH_RADIUS_FRACTION * lumen_mm) ** 3 / \
+        (_voxel_ml(work) * 1000.0)  # voxels
+    root = _dilate(labels == LABELS.value_of("left_ventricle"))
+    zs = np.flatnonzero((labels == ao_v).any(axis=(1, 2)))
+    for z in zs[:-1]:
+        aorta = labels == ao_v
+        here, n = ndimage.label(aorta[z])
+        up, m = ndimage.label(aorta[z + 1])
+        if n == 0 or m < 2:
+            continue
+        areas = np.bincount(up.ravel())
+        for s in range(1, n + 1):
+            kids = np.unique(up[(here == s) & (up > 0)])
+            if kids.size < 2:
+                continue
+            main = kids[np.argmax(areas[kids])]
+            for c in kids[areas[kids] < BRANCH_RADIUS_FRACTION ** 2 * areas[main]]:
+                above, _ = ndimage.label(aorta[z + 1:])
+                part = above == above[0][up == c][0]
+                if not part[0][up == main].any() and part.sum() >= ball and \
+                        not (part & (descending[z + 1:] | root[z + 1:])).any():
+                    labels[z + 1:][part] = 0
 
 
 _UNREACHED = np.finfo(np.float64).max / 2.0

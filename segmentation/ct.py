@@ -218,7 +218,7 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     veins_voxels = _trim_atrial_veins(labels_work, work)
     lumen_mm = None if descending is None else _lumen_radius(labels_work, descending, work)
     wall_voxels = _vessel_wall(labels_work, arr, bone, work, dim_hu=0.5 * (myo_hu + threshold),
-                               vessels=before & (labels_work == 0))
+                               blood_cut=threshold, vessels=before & (labels_work == 0))
     if descending is not None:
         _cut_aortic_side_tubes(labels_work, descending, work, lumen_mm=lumen_mm)
         _cut_rising_branches(labels_work, descending, work, lumen_mm=lumen_mm)
@@ -1296,7 +1296,7 @@ def _side_tubes(mask: np.ndarray, r: float, work: sitk.Image) -> np.ndarray:
 
 
 def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: sitk.Image, *,
-                 dim_hu: float, vessels: np.ndarray | None = None) -> int:
+                 dim_hu: float, blood_cut: float, vessels: np.ndarray | None = None) -> int:
     """Add the aorta's mural thrombus, thickened wall or dim false lumen to it, in place.
 
     Slice by slice, rays from each aortic section's centre cross the unlabelled soft tissue
@@ -1304,7 +1304,8 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
     until something else stops them.  Where most rays stop at fat or lung (a closed ring, as
     around an aneurysm sac), an ellipse fitted to the stops is the outer wall; when it lies at
     least :data:`THROMBUS_MIN_MM` beyond the lumen (thicker than a normal wall) the soft
-    tissue inside it joins the aorta.  Failing that, the rays cross partially opacified blood
+    tissue inside it (darker than ``blood_cut``: what is brighter is another vessel running
+    beside it) joins the aorta.  Failing that, the rays cross partially opacified blood
     (brighter than ``dim_hu``: a dissection's false lumen, slow flow in a sac; not
     ``vessels``, blood another step took out as a branch or vein) to where it meets the tissue
     around it (:func:`_section_wall`), and that blood inside the ellipse joins.  Sections whose
@@ -1336,7 +1337,7 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
         comps, n = ndimage.label(near)
         for c in range(1, n + 1):
             found = _section_wall((comps == c) & aorta[z], tissue[z], dim[z], fat_or_lung[z],
-                                  others[z], (sy, sx))
+                                  others[z], (sy, sx), soft=tissue[z] & (arr[z] < blood_cut))
             if found is not None:
                 fits[(int(z), c)] = found
     added = 0
@@ -1362,15 +1363,16 @@ def _vessel_wall(labels: np.ndarray, arr: np.ndarray, bone: np.ndarray, work: si
 
 
 def _section_wall(sec: np.ndarray, tissue: np.ndarray, dim: np.ndarray,
-                  fat_or_lung: np.ndarray, others: np.ndarray, spacing_yx: tuple[float, float]
-                  ) -> tuple[tuple, np.ndarray] | None:
+                  fat_or_lung: np.ndarray, others: np.ndarray, spacing_yx: tuple[float, float], *,
+                  soft: np.ndarray) -> tuple[tuple, np.ndarray] | None:
     """The outer wall of one aortic section (2D, see :func:`_vessel_wall`) and what inside it
     may join the aorta, or None.
 
     Rays from the section's centre first cross soft tissue to a closed ring of fat or lung
-    (mural thrombus); failing that, they cross partially opacified blood (``dim``; a septum
-    thinner than :data:`THROMBUS_MIN_MM` between it and the lumen, a dissection's flap, is
-    crossed) to where it meets the tissue around it, and only that blood joins.
+    (mural thrombus: the ``soft`` tissue joins, not the contrast of a vessel beside it);
+    failing that, they cross partially opacified blood (``dim``; a septum thinner than
+    :data:`THROMBUS_MIN_MM` between it and the lumen, a dissection's flap, is crossed) to
+    where it meets the tissue around it, and only that blood joins.
     """
     sy, sx = spacing_yx
     step = min(sx, sy)
@@ -1397,7 +1399,7 @@ def _section_wall(sec: np.ndarray, tissue: np.ndarray, dim: np.ndarray,
         if fit[4] > WALL_FIT_MM or max(fit[2], fit[3]) > reach or \
                 rad < r_lumen + THROMBUS_MIN_MM:  # a normal wall is left to the lumen
             continue
-        return fit, through
+        return fit, soft if through is tissue else through
     return None
 
 

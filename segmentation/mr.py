@@ -99,7 +99,6 @@ _RV_RIM_STEPS = 2  # chosen among 1 / 2 / 3 on ACDC
 _RV_WALL_GAP_DEG = 5.0  # one of the 72 directions: a closed ring (15 / 25 measured)
 _LV_WALL_GAP_DEG = 30.0  # chosen among 5 / 20 / 30 / 45 / 90 on ACDC
 _LV_BASE_GAP_DEG = 120.0  # 120 / 150 equal on ACDC; 90 cost one automatic LV
-_SEPTUM_TOUCH_MM = 2.0  # a voxel or two of partial volume (not varied)
 _RV_WALL_MM = 8.0  # 5 / 6 / 8 equal on ACDC; 8 keeps a margin for thin predicted walls
 _MYO_SMOOTH_DEG = 90.0
 _ANGLE_BINS = 72
@@ -897,7 +896,7 @@ def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarra
     band, and the heart shifts between thick slices, so the slice-to-slice growth, which
     carries its parent slice's core, misses the blood against the septum.  The right
     ventricle wraps the septum in every slice: a free blood piece (above the blood threshold,
-    connected) is taken where it touches the LV's wall (within ``_SEPTUM_TOUCH_MM``), lies
+    connected) is taken where it touches the LV's wall (a voxel next to it), lies
     within the neighbour's footprint -- per direction around the LV's centre
     (``_ANGLE_BINS``), no farther from the LV and its wall than the neighbour's right ventricle
     reaches --, and is brighter than the neighbour's half-maximum (the rule of
@@ -913,7 +912,7 @@ def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarra
     if not apex or not z0s:
         return
     sp2 = [s for ax, s in enumerate(spacing) if ax != thick]
-    touch, ring = _disk(_SEPTUM_TOUCH_MM, sp2), _disk(6.0, sp2)
+    ring = _disk(6.0, sp2)
     view, wall, s3, br, reached = (np.moveaxis(a, thick, 0)
                                    for a in (labels, walled, smooth, bright, grown))
     lv_v, myo_v = LABELS.value_of("left_ventricle"), LABELS.value_of("myocardium")
@@ -931,7 +930,7 @@ def _rv_against_septum(labels: np.ndarray, walled: np.ndarray, smooth: np.ndarra
         free = br[z] & (view[z] == 0) & ~(lv | myo) & (dist <= reach[bins]) & (
             s3[z] > _half_maximum(s3[z - apex], parent, ring))
         parts, _ = ndi.label(free)
-        touching = np.unique(parts[free & ndi.binary_dilation(myo, touch)])
+        touching = np.unique(parts[free & ndi.binary_dilation(myo, np.ones((3, 3), bool))])
         add = np.isin(parts, touching[touching > 0])
         if (add | rv).sum() <= parent.sum():
             view[z][add] = rv_v

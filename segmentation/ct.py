@@ -188,6 +188,8 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
     ['left_atrium', 'left_ventricle', 'right_atrium', 'right_ventricle']
     """
     warnings: list[str] = []
+    given = image
+    image = _stored_axially(image)
     full, factors = _working_grid(image, work_spacing)
     blood_hu, threshold, roi = _contrast_level(sitk.GetArrayViewFromImage(full), full)
     work = full[roi[2], roi[1], roi[0]]  # crop to the heart and its vessels (x, y, z order)
@@ -245,6 +247,10 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
                             sitk.sitkUInt8)
     if structures is not None:
         out = _keep_structures(out, structures)
+    if image is not given:
+        # the same voxels in the input's storage order (a permutation: nothing is interpolated)
+        out = sitk.Resample(out, given, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                            sitk.sitkUInt8)
     method = {
         "pipeline": "cardioplan CT v1: contrast threshold, distance-transform watershed from "
                     "chamber and vessel markers, anatomical rules",
@@ -268,11 +274,25 @@ def segment_ct(image: sitk.Image, *, seeds: Sequence[Seed] = (),
 
 
 # -- steps ------------------------------------------------------------------------------------
+def _stored_axially(image: sitk.Image) -> sitk.Image:
+    """``image`` with its voxels re-stored (axes permuted and reversed, never interpolated) so
+    that its index axes run as near as they can to left, posterior and superior (LPS).
+
+    The rules below work in axial slices (numpy axis 0, from inferior to superior) and
+    block-average from index 0, so a CT stored feet-first, in RAS order or sagittally is
+    re-stored first: every storage order of the same scan gives the same labels.  Returns
+    ``image`` itself when it is stored that way already.
+    """
+    if image.GetDimension() != 3:
+        raise InputError(f"the CT pipeline needs a 3D image, got {image.GetDimension()}D")
+    orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+        image.GetDirection())
+    return image if orientation == "LPS" else sitk.DICOMOrient(image, "LPS")
+
+
 def _working_grid(image: sitk.Image, target: float) -> tuple[sitk.Image, list[int] | None]:
     """The image block-averaged to about ``target`` mm (``BinShrink`` factors returned), or,
     for thick slices, resampled to isotropic voxels (factors ``None``); lightly smoothed."""
-    if image.GetDimension() != 3:
-        raise InputError(f"the CT pipeline needs a 3D image, got {image.GetDimension()}D")
     factors: list[int] | None = [max(1, int(np.floor(target / s + 0.25)))
                                  for s in image.GetSpacing()]
     work = sitk.BinShrink(image, factors) if any(f > 1 for f in factors) else image
@@ -725,9 +745,7 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     at least 20 mm.
     """
     sx, sy, sz = work.GetSpacing()
-    order = np.arange(blood.shape[0])
-    if work.GetDirection()[8] < 0:
-        order = order[::-1]  # walk from inferior to superior
+    order = np.arange(blood.shape[0])  # from inferior to superior (see _stored_axially)
     dist = _distance(blood, work)
     thick = np.argwhere(dist >= 0.4 * dist.max()).mean(axis=0)
     centre_y = work.TransformContinuousIndexToPhysicalPoint([float(c) for c in thick[::-1]])[1]

@@ -1153,7 +1153,8 @@ def _myocardium(smooth: np.ndarray, grad: np.ndarray, labels: np.ndarray,
     band = _per_slice(ring, band, thick) & free & (dist <= t)
     if close is not None:
         band = _per_slice(lambda m: ndi.binary_opening(m, close), band | lv, thick) & free
-    band = component_at(band | lv, [tuple(i) for i in np.argwhere(lv)[:1]]) & ~lv
+    joined, _ = ndi.label(band | lv)
+    band &= np.isin(joined, np.unique(joined[lv]))  # the band's parts that touch the cavity
     if close is not None:
         band = _radial_regular(band, lv, dist, free & (smooth <= thr), spacing, thick)
     out = labels.copy()

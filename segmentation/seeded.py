@@ -229,9 +229,13 @@ def geodesic_competition(feature: np.ndarray, markers: np.ndarray, *,
 
 
 def edge_speed(feature: np.ndarray) -> np.ndarray:
-    """Front speed ``1 / (1 + (feature / beta)**2)`` (float32), ``beta`` the median feature:
-    1 on flat ground, slow on edges, relative to the image's own gradient scale."""
-    beta = float(np.median(feature)) or 1.0
+    """Front speed ``1 / (1 + (feature / beta)**2)`` (float32), ``beta`` the median feature
+    where it is not 0: 1 on flat ground, slow on edges, relative to the image's own gradient
+    scale.  Voxels of no gradient at all (the zero fill around an oblique reformat, a masked
+    background) hold no image, so they do not set the scale: counted in, they made ``beta``
+    tiny and the speeds so small elsewhere that fast marching failed."""
+    textured = feature[feature > 0]
+    beta = float(np.median(textured)) if textured.size else 1.0
     return (1.0 / (1.0 + (feature / beta) ** 2)).astype(np.float32)
 
 

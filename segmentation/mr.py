@@ -359,14 +359,17 @@ def _segment_coarse(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int
 
     Sub-millimetre 3D volumes (LGE, whole-heart) are segmented on an integer-decimated grid,
     after smoothing, which is 4-8x faster; each label's mask is interpolated (linear) back to
-    the full grid, so boundaries stay smooth.
+    the full grid at the exact positions of the coarse samples, so boundaries stay smooth.  The
+    coarse grid runs through the first click, so which voxels are sampled does not depend on
+    the storage order or the field of view.
     """
     f = [1 if ax == thick else max(1, int(round(_WORK_MM / s))) for ax, s in enumerate(spacing)]
     if f == [1, 1, 1]:
         return _segment_roi(arr, clicks, spacing, thick, wanted)
     smooth = ndi.gaussian_filter(arr, _sigmas(spacing, thick, 0.5 * _WORK_MM))
-    small = smooth[tuple(slice(None, None, k) for k in f)]
-    small_clicks = [(s, tuple(int(c // k) for c, k in zip(p, f, strict=True)))
+    start = [c % k for c, k in zip(clicks[0][1], f, strict=True)]
+    small = smooth[tuple(slice(o, None, k) for o, k in zip(start, f, strict=True))]
+    small_clicks = [(s, tuple((c - o) // k for c, o, k in zip(p, start, f, strict=True)))
                     for s, p in clicks]
     sp_small = tuple(s * k for s, k in zip(spacing, f, strict=True))
     lab = _segment_roi(small, small_clicks, sp_small, thick, wanted)
@@ -375,9 +378,10 @@ def _segment_coarse(arr: np.ndarray, clicks: list[tuple[str, tuple[int, int, int
     for v in np.unique(lab):
         if v == 0:
             continue
-        prob = ndi.zoom((lab == v).astype(np.float32),
-                        [n / m for n, m in zip(arr.shape, lab.shape, strict=True)], order=1,
-                        grid_mode=True, mode="nearest")
+        # full-grid voxel i lies at (i - start) / f on the coarse grid
+        prob = ndi.affine_transform((lab == v).astype(np.float32), [1.0 / k for k in f],
+                                    offset=[-o / k for o, k in zip(start, f, strict=True)],
+                                    output_shape=arr.shape, order=1, mode="nearest")
         win = (prob > 0.5) & (prob > best)
         best[win] = prob[win]
         out[win] = v

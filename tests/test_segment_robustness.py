@@ -88,3 +88,34 @@ def _oblique_reformat(image: sitk.Image, interpolator: int) -> sitk.Image:
     return sitk.Resample(image, grid, sitk.Transform(), interpolator,
                          (direction @ corners.min(axis=0)).tolist(), spacing,
                          direction.ravel().tolist(), 0, image.GetPixelID())
+
+
+def test_mr_3d_working_grid_does_not_depend_on_slice_order(shared_data):
+    """An LA2018 volume with its slice order reversed (same voxels at the same places, as a
+    series read feet-first is): the same left atrium.  Its 0.625 mm voxels are segmented on a
+    1.25 mm working grid; that grid used to start at the region's first voxel, so the reversed
+    order sampled the other half of the slices (Dice 0.827 -> 0.781 on this case).  It now
+    runs through the click."""
+    folder = shared_data / "mri" / "la2018"
+    image = sitk.ReadImage(str(folder / "V0MZOWJ6MU3RMRCV9EXR_image.nii.gz"))
+    ref = sitk.ReadImage(str(folder / "V0MZOWJ6MU3RMRCV9EXR_label.nii.gz")) == 1
+    seeds = [Seed("left_atrium", deepest_point(ref))]
+    scores = []
+    for stored in (image, _reverse_slices(image)):
+        labels = segment(Volume(stored, modality="MR"), seeds=seeds).labels
+        la = _on_grid(structure_mask(labels, "left_atrium"), image).astype(bool)
+        truth = sitk.GetArrayViewFromImage(ref).astype(bool)
+        scores.append(2 * np.count_nonzero(la & truth) / (la.sum() + truth.sum()))
+    assert scores[0] >= 0.80
+    assert abs(scores[1] - scores[0]) <= 0.002, scores
+
+
+def _reverse_slices(image: sitk.Image) -> sitk.Image:
+    """``image`` stored with its last index axis reversed, every voxel at its physical place."""
+    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(image)[::-1].copy())
+    direction = np.asarray(image.GetDirection()).reshape(3, 3).copy()
+    out.SetOrigin(image.TransformIndexToPhysicalPoint([0, 0, image.GetSize()[2] - 1]))
+    direction[:, 2] *= -1
+    out.SetDirection(direction.ravel().tolist())
+    out.SetSpacing(image.GetSpacing())
+    return out

@@ -118,6 +118,9 @@ MIN_HEART_ML = 5.0
 BRANCH_RADIUS_FRACTION = 0.6
 """An aortic section beside the tracked descending aorta, narrower than this fraction of its
 radius, is a branch (visceral artery)."""
+DESCENDING_RADIUS_FRACTION = 0.19
+"""The descending aorta's blood section is at least this fraction of the heart's largest
+inscribed radius deep (3.5 mm on the adult chest CTA; scales down to a neonate's heart)."""
 RECONNECT_ML = 0.5
 """Smallest part of a structure kept joined to it when its edge refinement cuts a dim neck."""
 RECONNECT_MM = 10.0
@@ -739,54 +742,74 @@ def _regions(blood: np.ndarray, dist: np.ndarray, work: sitk.Image,
 
 def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     """Track the descending aorta up from the lowest slices: a round blood section posterior to
-    the heart, followed slice by slice while it stays round and about the same size.
+    the heart, followed slice by slice while it overlaps the section below and does not swell.
 
-    Returns the core of the tracked sections (a marker), or None when nothing was tracked over
-    at least 20 mm.
+    A section is round when its inscribed radius is at least :data:`DESCENDING_RADIUS_FRACTION`
+    of the heart's largest inscribed radius (a bound that scales from adults to neonates) and
+    its area at most three times that of its inscribed circle.  The marker is the core of the
+    round sections up to the first that is not (a thrombus-lined lumen or a branch's origin
+    is irregular); the tube is followed further, through such sections, only to tell its
+    length, so that a field of view cut just below the heart keeps it.
+
+    Returns the marker, or None when the tube was followed over less than 20 mm.
     """
     sx, sy, sz = work.GetSpacing()
-    order = np.arange(blood.shape[0])  # from inferior to superior (see _stored_axially)
     dist = _distance(blood, work)
+    r_min = DESCENDING_RADIUS_FRACTION * float(dist.max())
     thick = np.argwhere(dist >= 0.4 * dist.max()).mean(axis=0)
     centre_y = work.TransformContinuousIndexToPhysicalPoint([float(c) for c in thick[::-1]])[1]
     marker = np.zeros(blood.shape, bool)
     prev: np.ndarray | None = None
     prev_area = 0.0
     tracked = 0
-    for z in order:
-        comps, n = ndimage.label(blood[z])
-        if n == 0:
-            if prev is not None:
-                break
-            continue
-        pick = None
-        for i in range(1, n + 1):
-            comp = comps == i
-            area = comp.sum() * sx * sy
-            d2 = ndimage.distance_transform_edt(comp, sampling=(sy, sx))
-            r = float(d2.max())
-            round_ = r >= 3.5 and area <= 3.0 * np.pi * r * r
-            if not round_:
-                continue
-            if prev is None:
-                iy, ix = ndimage.center_of_mass(comp)
-                cx, cy, _ = work.TransformContinuousIndexToPhysicalPoint(
-                    [float(ix), float(iy), float(z)])
-                score = cy + 0.5 * cx  # posterior (+y) and left (+x) in LPS
-                if cy > centre_y and (pick is None or score > pick[0]):
-                    pick = (score, comp, area, d2, r)
-            elif (comp & prev).sum() >= 0.3 * prev.sum() and area <= 2.0 * prev_area:
-                pick = (0.0, comp, area, d2, r)
-                break
+    clean = True
+    for z in range(blood.shape[0]):  # from inferior to superior (see _stored_axially)
+        pick = _aortic_section(blood[z], prev, prev_area, work, z, r_min=r_min,
+                               centre_y=centre_y)
         if pick is None:
             if prev is not None:
                 break
             continue
-        _, comp, prev_area, d2, r = pick
-        prev = comp
-        marker[z] = d2 >= 0.5 * r
+        prev, prev_area, d2, r = pick
+        clean = clean and prev_area <= 3.0 * np.pi * r * r
+        if clean:
+            marker[z] = d2 >= 0.5 * r
         tracked += 1
     return marker if tracked * sz >= 20.0 else None
+
+
+def _aortic_section(section: np.ndarray, prev: np.ndarray | None, prev_area: float,
+                    work: sitk.Image, z: int, *, r_min: float, centre_y: float
+                    ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
+    """The descending aorta's blood section in one slice (:func:`_descending_aorta`).
+
+    Before the tube is found (``prev`` None): the most posterior-left round section behind the
+    heart's centre (``centre_y``, LPS mm).  After: a section at least ``r_min`` deep that
+    overlaps ``prev`` by 30 % of it and at most doubles its area ``prev_area``.  Returns the
+    section, its area (mm^2), its in-plane depth map (mm) and inscribed radius, or None.
+    """
+    sx, sy, _ = work.GetSpacing()
+    comps, n = ndimage.label(section)
+    pick = None
+    for i in range(1, n + 1):
+        comp = comps == i
+        area = comp.sum() * sx * sy
+        d2 = ndimage.distance_transform_edt(comp, sampling=(sy, sx))
+        r = float(d2.max())
+        if r < r_min or r <= max(sx, sy):  # one voxel deep: a crumb, not a section
+            continue
+        if prev is not None:
+            if (comp & prev).sum() >= 0.3 * prev.sum() and area <= 2.0 * prev_area:
+                return comp, area, d2, r
+            continue
+        if area > 3.0 * np.pi * r * r:
+            continue
+        iy, ix = ndimage.center_of_mass(comp)
+        cx, cy, _ = work.TransformContinuousIndexToPhysicalPoint([float(ix), float(iy), float(z)])
+        score = cy + 0.5 * cx  # posterior (+y) and left (+x) in LPS
+        if cy > centre_y and (pick is None or score > pick[0]):
+            pick = (score, comp, area, d2, r)
+    return None if pick is None else pick[1:]
 
 
 def _prune_aortic_branches(labels: np.ndarray, descending: np.ndarray, work: sitk.Image
@@ -821,10 +844,13 @@ def _prune_aortic_branches(labels: np.ndarray, descending: np.ndarray, work: sit
 
 def _lumen_radius(labels: np.ndarray, descending: np.ndarray, work: sitk.Image) -> float:
     """The tracked descending aorta's inscribed radius (mm; the median over its tracked
-    slices of the aortic label's depth), measured on the contrast lumen (before
-    :func:`_vessel_wall` adds any thrombus)."""
-    depth = _distance(labels == LABELS.value_of("aorta"), work)
-    return float(np.median([depth[z][descending[z]].max()
+    slices of the aortic label's in-plane depth), measured on the contrast lumen (before
+    :func:`_vessel_wall` adds any thrombus).  In-plane: the 3D depth of the lowest slices
+    depends on where the field of view ends, not on the aorta."""
+    aorta = labels == LABELS.value_of("aorta")
+    sy, sx = work.GetSpacing()[1], work.GetSpacing()[0]
+    return float(np.median([ndimage.distance_transform_edt(aorta[z], sampling=(sy, sx))
+                            [descending[z]].max()
                             for z in np.flatnonzero(descending.any(axis=(1, 2)))]))
 
 
@@ -944,11 +970,6 @@ def _label_regions(regions: np.ndarray, names: dict[int, str], dist: np.ndarray,
     ids = [int(r) for r in np.unique(regions) if r]
     radius = dict(zip(ids, _label_max(dist, regions)[ids].tolist(), strict=True))
     aorta = [r for r, n in named.items() if n == "aorta" and r in radius]
-    if not aorta and far:
-        # no descending aorta was tracked: take the most posterior-left thick vessel end
-        thick = [r for r in far if radius[r] >= 0.5 * max(radius[f] for f in far)]
-        aorta = [max(thick, key=lambda r: centroid[r][1] + 0.5 * centroid[r][0])]
-        named[aorta[0]] = "aorta"
     if aorta:
         # vessel ends joined to the aorta without a narrowing: arch, ascending aorta
         r_ao = max(float(radius[r]) for r in aorta)

@@ -748,8 +748,9 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     of the heart's largest inscribed radius (a bound that scales from adults to neonates) and
     its area at most three times that of its inscribed circle.  The marker is the core of the
     round sections up to the first that is not (a thrombus-lined lumen or a branch's origin
-    is irregular); the tube is followed further, through such sections, only to tell its
-    length, so that a field of view cut just below the heart keeps it.
+    is irregular); the tube is followed further, through such sections and as its lumen
+    tapers (each section at least half as deep as the one below), only to tell its length, so
+    that a field of view cut just below the heart keeps it.
 
     Returns the marker, or None when the tube was followed over less than 20 mm.
     """
@@ -763,15 +764,20 @@ def _descending_aorta(blood: np.ndarray, work: sitk.Image) -> np.ndarray | None:
     prev_area = 0.0
     tracked = 0
     clean = True
+    prev_r = 0.0
     for z in range(blood.shape[0]):  # from inferior to superior (see _stored_axially)
-        pick = _aortic_section(blood[z], prev, prev_area, work, z, r_min=r_min,
+        # the lumen may taper (thrombus, a cut through a branch origin): once found, the
+        # tube is followed while each section is at least half as deep as the one below
+        bound = r_min if prev is None else min(r_min, 0.5 * prev_r)
+        pick = _aortic_section(blood[z], prev, prev_area, work, z, r_min=bound,
                                centre_y=centre_y)
         if pick is None:
             if prev is not None:
                 break
             continue
         prev, prev_area, d2, r = pick
-        clean = clean and prev_area <= 3.0 * np.pi * r * r
+        prev_r = r
+        clean = clean and r >= r_min and prev_area <= 3.0 * np.pi * r * r
         if clean:
             marker[z] = d2 >= 0.5 * r
         tracked += 1
@@ -783,9 +789,10 @@ def _aortic_section(section: np.ndarray, prev: np.ndarray | None, prev_area: flo
                     ) -> tuple[np.ndarray, float, np.ndarray, float] | None:
     """The descending aorta's blood section in one slice (:func:`_descending_aorta`).
 
-    Before the tube is found (``prev`` None): the most posterior-left round section behind the
-    heart's centre (``centre_y``, LPS mm).  After: a section at least ``r_min`` deep that
-    overlaps ``prev`` by 30 % of it and at most doubles its area ``prev_area``.  Returns the
+    Before the tube is found (``prev`` None): the most posterior-left round section (at least
+    ``r_min`` deep) behind the heart's centre (``centre_y``, LPS mm).  After: a section at
+    least ``r_min`` deep that overlaps ``prev`` by 30 % of it and at most doubles its area
+    ``prev_area``.  Returns the
     section, its area (mm^2), its in-plane depth map (mm) and inscribed radius, or None.
     """
     sx, sy, _ = work.GetSpacing()
@@ -1779,3 +1786,4 @@ def _keep_structures(labels: sitk.Image, structures: Sequence[str]) -> sitk.Imag
     out = sitk.GetImageFromArray(arr)
     out.CopyInformation(labels)
     return out
+

@@ -796,15 +796,22 @@ def _aortic_section(section: np.ndarray, prev: np.ndarray | None, prev_area: flo
     section, its area (mm^2), its in-plane depth map (mm) and inscribed radius, or None.
     """
     sx, sy, _ = work.GetSpacing()
-    comps, n = ndimage.label(section)
+    comps, _ = ndimage.label(section)
     pick = None
-    for i in range(1, n + 1):
-        comp = comps == i
-        area = comp.sum() * sx * sy
-        d2 = ndimage.distance_transform_edt(comp, sampling=(sy, sx))
-        r = float(d2.max())
+    for i, box in enumerate(ndimage.find_objects(comps), start=1):
+        # the depth on the component's box + 1 voxel: the same as on the whole slice (the
+        # nearest voxel outside it is never farther than the box's empty rim)
+        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        in_box = comps[box] == i
+        area = in_box.sum() * sx * sy
+        d_box = ndimage.distance_transform_edt(in_box, sampling=(sy, sx))
+        r = float(d_box.max())
         if r < r_min or r <= max(sx, sy):  # one voxel deep: a crumb, not a section
             continue
+        comp = np.zeros(section.shape, bool)
+        comp[box] = in_box
+        d2 = np.zeros(section.shape)
+        d2[box] = d_box
         if prev is not None:
             if (comp & prev).sum() >= 0.3 * prev.sum() and area <= 2.0 * prev_area:
                 return comp, area, d2, r
@@ -1456,9 +1463,14 @@ def _dim_sac(blood: np.ndarray, spacing_yx: tuple[float, float]) -> np.ndarray:
     strand between a bright and a dim channel is thinner) and its holes filled (the noise of
     dim blood dips below its threshold here and there)."""
     half = 0.5 * THROMBUS_MIN_MM
-    near = ndimage.distance_transform_edt(~blood, sampling=spacing_yx) <= half
-    return ndimage.binary_fill_holes(ndimage.distance_transform_edt(near, sampling=spacing_yx)
-                                     > half) | blood
+    # on the blood's box grown beyond the closing's reach: the closed sac lies inside it, and
+    # what touches its empty rim touches the slice's border (the same holes are filled)
+    box = bounding_box(blood, [int(np.ceil(half / s)) + 2 for s in spacing_yx])
+    near = ndimage.distance_transform_edt(~blood[box], sampling=spacing_yx) <= half
+    out = blood.copy()
+    out[box] |= ndimage.binary_fill_holes(
+        ndimage.distance_transform_edt(near, sampling=spacing_yx) > half)
+    return out
 
 
 def _ray_stops(py: np.ndarray, px: np.ndarray, through: np.ndarray, closing: np.ndarray, *,

@@ -120,7 +120,8 @@ BRANCH_RADIUS_FRACTION = 0.6
 radius, is a branch (visceral artery)."""
 DESCENDING_RADIUS_FRACTION = 0.19
 """The descending aorta's blood section is at least this fraction of the heart's largest
-inscribed radius deep (3.5 mm on the adult chest CTA; scales down to a neonate's heart)."""
+inscribed radius deep (4.2 mm on the adult chest CTA, where it was chosen, see
+docs/segmentation.md; it scales down to a neonate's heart)."""
 RECONNECT_ML = 0.5
 """Smallest part of a structure kept joined to it when its edge refinement cuts a dim neck."""
 RECONNECT_MM = 10.0

@@ -975,9 +975,12 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
     regions with no marker in a slice are background there, and the fronts keep to their side
     of the blood threshold (``_AWAY_2D``: a cavity's front is 3x slower in wall, the
     background's 3x slower in blood), so one click fills a thin crescent such as the right
-    ventricle instead of losing its tips to the nearer background.  The sweep repeats until
-    nothing changes.  Voxels of different slices are never neighbours: thick slices are too far
-    apart for a 3D neighbourhood to mean "connected".
+    ventricle instead of losing its tips to the nearer background.  A click beats another
+    structure's carried-over core: the part of that core that covers it is dropped (a click one
+    slice off the reference's, next to the other ventricle's, otherwise lost its cavity to
+    that ventricle on every slice).  The sweep repeats until nothing changes; sweeps that
+    still alternate after ``nz + 1`` continue in place.  Voxels of different slices are never
+    neighbours: thick slices are too far apart for a 3D neighbourhood to mean "connected".
     """
     g = np.moveaxis(grad, thick, 0)
     bg = np.moveaxis(background, thick, 0)
@@ -992,10 +995,16 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
     grow = _disk(_SLICE_GROWTH_MM, sp2[1:])
     neck = _disk(_NECK_MM, sp2[1:])
     shrink = _disk(_APEX_GROWTH_MM, sp2[1:])
-    for _ in range(nz + 1):
-        new = np.zeros_like(labels)
+    for sweep in range(2 * (nz + 1)):
+        # simultaneous sweeps (each slice from the previous sweep's neighbours); if they have
+        # not settled after nz + 1 (two states can alternate, a structure swapping slices with
+        # its neighbour each sweep), sweeps in place, each slice from its updated neighbour
+        in_place = sweep > nz
+        before = labels.copy() if in_place else labels
+        new = labels if in_place else np.zeros_like(labels)
         apex = _apex_side(labels, walled, home)
         for z in range(nz):
+            new[z] = 0
             clicks = {v: [(0, y, x) for zz, y, x in ps if zz == z] for v, ps in pts.items()}
             clicks = {v: c for v, c in clicks.items() if c}
             cores: dict[int, np.ndarray] = {}
@@ -1012,6 +1021,12 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
                         towards_apex = apex != 0 and np.sign(z - nearest) == apex
                         limits[v] = ndi.binary_dilation(parent, shrink if towards_apex
                                                         else grow)
+            for v, core in cores.items():
+                # a click in this slice is its structure's: another's carried-over core that
+                # covers it has leaked into the clicked cavity, and that part of it goes
+                lab, _ = ndi.label(core[0])
+                hit = [lab[y, x] for u, c in clicks.items() if u != v for _, y, x in c]
+                core[0] &= ~np.isin(lab, [h for h in hit if h])
             if not clicks and not cores:
                 continue
             marked = np.zeros(br[z].shape, bool)
@@ -1034,9 +1049,11 @@ def _grow_stack(grad: np.ndarray, seeds: dict[int, list[tuple[int, int, int]]],
                     continue
                 region = component_at(region, anchors)
                 new[z][region] = v
-        if np.array_equal(new, labels):
+        if np.array_equal(new, before):
             break
         labels = new
+    else:
+        log.debug("slice-by-slice growth did not settle in %d sweeps", 2 * (nz + 1))
     return np.moveaxis(labels, 0, thick)
 
 

@@ -115,6 +115,24 @@ def test_acdc_hard_frames_keep_their_fixes(shared_data, case, floors):
         assert res[name]["dice"] >= floor, (name, res[name])
 
 
+def test_acdc_clicks_one_slice_off_keep_every_structure(shared_data):
+    """Clicks one slice towards the base (a user's ordinary miss): the RV carried over from
+    its own slice covered the LV's click there, and the LV and its wall were lost (0.000)."""
+    folder = shared_data / "mri" / "acdc"
+    image = sitk.ReadImage(str(folder / "patient019_frame01.nii.gz"))
+    ref = sitk.ReadImage(str(folder / "patient019_frame01_gt.nii.gz"))
+    # this stack's base lies towards slice 0 (its LV's area falls towards the last slice)
+    step = -np.asarray(image.GetDirection()).reshape(3, 3)[:, 2] * image.GetSpacing()[2]
+    seeds = [Seed(s.structure, tuple(np.asarray(s.point) + step)) for s in _clicks(ref, ACDC_MAP)]
+    for seed in seeds:  # each moved click still lies in its own structure
+        index = ref.TransformPhysicalPointToIndex(seed.point)
+        assert structure_mask(ref, seed.structure, ACDC_MAP)[index], seed
+    res = evaluate_labels(segment_mr(image, seeds=seeds), ref, ref_map=ACDC_MAP)
+    assert res["left_ventricle"]["dice"] >= 0.93, res["left_ventricle"]
+    assert res["right_ventricle"]["dice"] >= 0.88, res["right_ventricle"]
+    assert res["myocardium"]["dice"] >= 0.6, res["myocardium"]
+
+
 def test_acdc_left_ventricle_found_without_a_click(acdc):
     image, ref = acdc["frame01"]
     labels = segment_mr(image, seeds=[])

@@ -1088,19 +1088,19 @@ def _vessel_section(vessel: np.ndarray, chamber: np.ndarray, work: sitk.Image) -
 
 
 def _before_flare(chamber: np.ndarray, vessel: np.ndarray, thin: np.ndarray,
-                  work: sitk.Image, reach: float) -> np.ndarray:
+                  work: sitk.Image, reach: float, section: np.ndarray) -> np.ndarray:
     """Voxels of ``chamber`` nearer the ``vessel`` (geodesically) than where ``thin`` flares.
 
     Walking from the vessel's border into the chamber, the part of the chamber that continues
     the vessel keeps about the vessel's cross-section; where the chamber's thin voxels per step
-    (smoothed over 3 steps) exceed :data:`FLARE_WIDENING` times the vessel's own section (its
-    voxels per step in the first three steps from the border), the vessel has opened into the
-    chamber: a thin rim of a wide cavity (a swirl of dense inflow in the right atrium) is
-    chamber, not vessel.  Searched up to ``reach`` mm; no flare: the whole reach.
+    (smoothed over 3 steps) exceed :data:`FLARE_WIDENING` times the vessel's own ``section``
+    (:func:`_vessel_section`: its voxels per step in the first three steps from the border),
+    the vessel has opened into the chamber: a thin rim of a wide cavity (a swirl of dense
+    inflow in the right atrium) is chamber, not vessel.  Searched up to ``reach`` mm; no
+    flare: the whole reach.
     """
     step = max(work.GetSpacing())
     t = _geodesic(chamber, chamber & _dilate(vessel), work, stop_mm=reach + 3 * step)
-    section = _vessel_section(vessel, chamber, work)
     area = np.bincount((t[thin & (t < reach + 2 * step)] / step).astype(np.int64))[1:]
     if not section.size or area.size < 3:
         return np.ones(chamber.shape, bool)
@@ -1141,7 +1141,7 @@ def _vessel_junctions(labels: np.ndarray, dist: np.ndarray, work: sitk.Image) ->
         r_v = r_vessel[v]
         near = _distance_to(vessel, work, reach * r_v) <= reach * r_v
         thin = (labels == c) & near & (thickness <= k * r_v + 0.5 * step)
-        thin &= _before_flare(labels == c, vessel, thin, work, reach * r_v)
+        thin &= _before_flare(labels == c, vessel, thin, work, reach * r_v, section)
         comps, n = ndimage.label(thin | vessel)
         touching = np.unique(comps[vessel])
         labels[thin & np.isin(comps, touching[touching > 0])] = v

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["bounding_box", "label_counts"]
+__all__ = ["bounding_box", "grow_box", "label_counts"]
 
 
 def bounding_box(mask: np.ndarray, pad: int | Sequence[int] = 0) -> tuple[slice, ...] | None:
@@ -49,9 +49,22 @@ def bounding_box(mask: np.ndarray, pad: int | Sequence[int] = 0) -> tuple[slice,
     extent = _extent(mask)
     if extent is None:
         return None
-    pads = [pad] * mask.ndim if isinstance(pad, int) else list(pad)
-    return tuple(slice(max(start - p, 0), min(stop + p, n))
-                 for (start, stop), p, n in zip(extent, pads, mask.shape, strict=True))
+    return grow_box(tuple(slice(start, stop) for start, stop in extent), pad, mask.shape)
+
+
+def grow_box(box: Sequence[slice], pad: int | Sequence[int], shape: Sequence[int]
+             ) -> tuple[slice, ...]:
+    """``box`` (one slice per axis, e.g. from ``scipy.ndimage.find_objects``) grown by ``pad``
+    voxels on both sides, one for all axes or one per axis, and clipped to an array of ``shape``.
+
+    Examples
+    --------
+    >>> grow_box((slice(0, 2), slice(3, 5)), 1, (4, 5))
+    (slice(0, 3, None), slice(2, 5, None))
+    """
+    pads = [pad] * len(box) if isinstance(pad, int) else list(pad)
+    return tuple(slice(max(b.start - p, 0), min(b.stop + p, n))
+                 for b, p, n in zip(box, pads, shape, strict=True))
 
 
 def _extent(mask: np.ndarray) -> list[tuple[int, int]] | None:

@@ -44,7 +44,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from cardioplan.arrays import bounding_box
+from cardioplan.arrays import bounding_box, grow_box
 from cardioplan.errors import InputError, SegmentationError
 from cardioplan.labels import COMPOSITES, LABELS
 from cardioplan.seeds import Seed
@@ -802,7 +802,7 @@ def _aortic_section(section: np.ndarray, prev: np.ndarray | None, prev_area: flo
     for i, box in enumerate(ndimage.find_objects(comps), start=1):
         # the depth on the component's box + 1 voxel: the same as on the whole slice (the
         # nearest voxel outside it is never farther than the box's empty rim)
-        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in box)
+        box = grow_box(box, 1, section.shape)
         in_box = comps[box] == i
         area = in_box.sum() * sx * sy
         d_box = ndimage.distance_transform_edt(in_box, sampling=(sy, sx))
@@ -888,7 +888,7 @@ def _cut_aortic_side_tubes(labels: np.ndarray, descending: np.ndarray, work: sit
     parts, n = ndimage.label(tubes)
     root = _dilate(labels == LABELS.value_of("left_ventricle"))
     for i, found in enumerate(ndimage.find_objects(parts), start=1):
-        box = tuple(slice(max(b.start - 1, 0), b.stop + 1) for b in found)  # tube + 1 voxel
+        box = grow_box(found, 1, parts.shape)  # tube + 1 voxel
         tube = parts[box] == i
         # a branch is a dead end: not a stretch between two parts of the aorta, not the
         # descending aorta, not the root (which leaves the left ventricle)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from cardioplan.arrays import label_counts
+from cardioplan.arrays import bounding_box, label_counts
 from cardioplan.labels import LABELS
 
 __all__ = ["clean_labels", "keep_relevant_islands", "fill_holes", "smooth_labels",
@@ -46,13 +46,12 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
     fg = labels > 0
     if not fg.any():
         return labels
-    box = ndimage.find_objects(fg.view(np.uint8))[0]  # holes lie inside the bounding box
+    box = bounding_box(fg)  # holes lie inside the bounding box
     holes = np.zeros(fg.shape, bool)
     holes[box] = ndimage.binary_fill_holes(fg[box]) & ~fg[box]
     if not holes.any():
         return labels
-    sl = ndimage.find_objects(holes.astype(np.uint8))[0]
-    sl = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)
+    sl = bounding_box(holes, 1)
     sub = labels[sl]
     _, nearest = ndimage.distance_transform_edt(sub == 0, return_distances=True,
                                                 return_indices=True)
@@ -72,10 +71,7 @@ def smooth_labels(labels: np.ndarray, *, spacing: Sequence[float], sigma_mm: flo
     values = [int(v) for v in np.unique(labels) if v != 0]
     if not values or sigma_mm <= 0:
         return labels
-    fg = labels > 0
-    sl = ndimage.find_objects(fg.astype(np.uint8))[0]
-    pad = int(np.ceil(3 * sigma_mm / min(spacing))) + 1
-    sl = tuple(slice(max(s.start - pad, 0), s.stop + pad) for s in sl)
+    sl = bounding_box(labels, int(np.ceil(3 * sigma_mm / min(spacing))) + 1)
     sub = labels[sl]
     sigma = [sigma_mm / s for s in spacing]
     best = ndimage.gaussian_filter((sub == 0).astype(np.float32), sigma)

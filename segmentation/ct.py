@@ -1799,4 +1799,3 @@ def _keep_structures(labels: sitk.Image, structures: Sequence[str]) -> sitk.Imag
     out = sitk.GetImageFromArray(arr)
     out.CopyInformation(labels)
     return out
-
